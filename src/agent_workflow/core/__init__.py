@@ -1,0 +1,1 @@
+"""The durable core: events, phases, the router and the effect ledger."""

@@ -1,0 +1,1 @@
+"""Forges (GitHub and its twins) behind one protocol."""
