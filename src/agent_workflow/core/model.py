@@ -101,12 +101,22 @@ class PhaseRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     cost_usd: float = 0.0
     turns: int = 0
+    started_attempt: int = 0
+
+    @property
+    def guard(self) -> Guard:
+        """The fencing pair of this row as read."""
+        return Guard(self.id, self.fence)
+
+    @property
+    def session_started(self) -> bool:
+        """True when an agent session of the current attempt was already started."""
+        return self.started_attempt == self.attempt
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A successful claim: the fence to carry on every write, and whether it took over."""
+class Guard:
+    """The fencing pair every write that matters carries: `AND fence = ?` (G5)."""
 
-    phase_run: PhaseRun
+    run_id: int
     fence: int
-    took_over: bool

@@ -1,0 +1,53 @@
+"""Effects: the keyed GitHub side effects a phase produces, and their hidden markers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+MARKER_PREFIX = "<!-- agent-workflow:effect="
+
+
+class EffectKind(StrEnum):
+    """What an effect does on the forge."""
+
+    COMMENT = "comment"
+    ADD_LABELS = "add_labels"
+    REMOVE_LABEL = "remove_label"
+    OPEN_PR = "open_pr"
+
+
+def marker(key: str) -> str:
+    """The hidden marker every bot comment ends with; reconciliation searches for it."""
+    return f"{MARKER_PREFIX}{key} -->"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """One side effect with a deterministic key. Fields not used by a kind stay empty."""
+
+    key: str
+    kind: EffectKind
+    repo: str
+    issue_number: int
+    body: str = ""
+    labels: tuple[str, ...] = ()
+    head: str = ""
+    base: str = ""
+    title: str = ""
+
+    def fingerprint(self) -> str:
+        """A digest of the request, stored so a changed request under an old key is visible."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def marked_body(self) -> str:
+        """The body with the hidden effect marker appended."""
+        return f"{self.body.rstrip()}\n\n{marker(self.key)}"
+
+
+def effect_key(repo: str, issue_number: int, phase: str, attempt: int, name: str) -> str:
+    """Deterministic key: the same (issue, phase, attempt, effect) always maps to it."""
+    return f"{repo}#{issue_number}/{phase}/{attempt}/{name}"

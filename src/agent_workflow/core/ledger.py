@@ -1,0 +1,134 @@
+"""The effect ledger: performs each keyed effect once against a forge with no idempotency keys.
+
+DESIGN §5, as recovery points:
+  1. insert the effect `started` (fenced) — or find it;
+  2. `done` → skip, no forge call;
+  3. `started` by an earlier attempt → uncertain: reconcile (marker / PR by head) and adopt;
+  4. perform, then record `done` with the external id (fenced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agent_workflow.core.effects import Effect, EffectKind, marker
+from agent_workflow.core.model import Guard
+from agent_workflow.errors import UncertainOutcome
+from agent_workflow.forge.protocol import Forge
+from agent_workflow.store.effects import Effects, EffectStatus
+
+log = structlog.get_logger(__name__)
+
+# An uncertain mutation is reconciled and, if absent, performed again this many times
+# before the effect is left `started` for a later attempt (the sweeper) to resolve.
+UNCERTAIN_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which task/phase/attempt the effects belong to, and the fence that guards them."""
+
+    task_id: int | None
+    phase: str
+    attempt: int
+    guard: Guard | None
+
+
+class Ledger:
+    """Performs effects exactly once (G3); reads the forge only to resolve uncertainty (G6)."""
+
+    def __init__(
+        self,
+        effects: Effects,
+        forge: Forge,
+        clock: Callable[[], float],
+        *,
+        uncertain_backoff_s: float = 1.0,
+    ) -> None:
+        self._effects = effects
+        self._forge = forge
+        self._clock = clock
+        self._backoff = uncertain_backoff_s
+
+    async def perform(self, effect: Effect, scope: Scope) -> str | None:
+        """Make `effect` have happened exactly once; return its external id (comment id, PR number)."""
+        row = await self._effects.begin(
+            key=effect.key,
+            task_id=scope.task_id,
+            phase=scope.phase,
+            attempt=scope.attempt,
+            kind=effect.kind.value,
+            fingerprint=effect.fingerprint(),
+            guard=scope.guard,
+            now=self._clock(),
+        )
+        if row.status is EffectStatus.DONE:
+            return row.external_id
+        uncertain = not row.fresh  # an earlier attempt may have sent it
+        for round_ in range(1, UNCERTAIN_ROUNDS + 1):
+            if uncertain:
+                found = await self._reconcile(effect)
+                if found is not None:
+                    log.info("effect.adopted", key=effect.key, external_id=found)
+                    await self._effects.mark_done(effect.key, found, scope.guard, self._clock())
+                    return found
+            try:
+                external_id = await self._apply(effect)
+            except UncertainOutcome:
+                log.warning("effect.uncertain", key=effect.key, round=round_)
+                if round_ == UNCERTAIN_ROUNDS:
+                    raise
+                uncertain = True
+                await asyncio.sleep(self._backoff * round_)
+                continue
+            await self._effects.mark_done(effect.key, external_id, scope.guard, self._clock())
+            return external_id
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _apply(self, effect: Effect) -> str | None:
+        forge = self._forge
+        match effect.kind:
+            case EffectKind.COMMENT:
+                comment_id = await forge.create_comment(
+                    effect.repo, effect.issue_number, effect.marked_body
+                )
+                return str(comment_id)
+            case EffectKind.ADD_LABELS:
+                await forge.add_labels(effect.repo, effect.issue_number, effect.labels)
+                return None
+            case EffectKind.REMOVE_LABEL:
+                await forge.remove_label(effect.repo, effect.issue_number, effect.labels[0])
+                return None
+            case EffectKind.OPEN_PR:
+                pr = await forge.open_pull_request(
+                    effect.repo,
+                    head=effect.head,
+                    base=effect.base,
+                    title=effect.title,
+                    body=effect.marked_body,
+                )
+                return str(pr.number)
+            case _:  # pragma: no cover - a new kind without a branch is a loud bug
+                raise AssertionError(f"unknown effect kind {effect.kind!r}")
+
+    async def _reconcile(self, effect: Effect) -> str | None:
+        """Find an uncertain effect on the forge. None: absent (or idempotent: just redo it)."""
+        match effect.kind:
+            case EffectKind.COMMENT:
+                wanted = marker(effect.key)
+                comments = await self._forge.list_comments(effect.repo, effect.issue_number)
+                for comment in reversed(comments):  # ours is most likely among the newest
+                    if wanted in comment.body:
+                        return str(comment.id)
+                return None
+            case EffectKind.OPEN_PR:
+                pr = await self._forge.find_pull_request(effect.repo, effect.head)
+                return str(pr.number) if pr is not None else None
+            case EffectKind.ADD_LABELS | EffectKind.REMOVE_LABEL:
+                return None  # idempotent by nature: performing again is the reconciliation
+            case _:  # pragma: no cover
+                raise AssertionError(f"unknown effect kind {effect.kind!r}")

@@ -1,0 +1,22 @@
+"""Cleaning untrusted issue text before it reaches the agent."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+# Zero-width and bidi controls hide instructions from human reviewers.
+_INVISIBLE = {"Cf", "Co", "Cs"}
+_KEEP = {"\n", "\t"}
+
+
+def clean_text(text: str) -> str:
+    """Remove hidden HTML comments and invisible/format characters; keep what a reader sees."""
+    text = _HTML_COMMENT.sub("", text)
+    return "".join(
+        ch
+        for ch in text
+        if ch in _KEEP
+        or (unicodedata.category(ch) not in _INVISIBLE and unicodedata.category(ch) != "Cc")
+    )

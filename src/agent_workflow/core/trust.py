@@ -1,0 +1,39 @@
+"""Who may drive phases: never bots, only actors with write or admin permission."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent_workflow.forge.protocol import Forge
+
+TRUSTED_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+# Permissions change rarely; a short cache keeps the steady state free of reads (G6).
+PERMISSION_TTL_S = 300.0
+
+
+def is_bot(actor: str, actor_is_bot: bool, own_login: str = "") -> bool:
+    """Bots (GitHub apps, our own account) never drive phases."""
+    return actor_is_bot or actor.endswith("[bot]") or (bool(own_login) and actor == own_login)
+
+
+class Trust:
+    """Checks an actor's repository permission (not `author_association`, which is unreliable)."""
+
+    def __init__(
+        self, forge: Forge, clock: Callable[[], float], *, ttl_s: float = PERMISSION_TTL_S
+    ) -> None:
+        self._forge = forge
+        self._clock = clock
+        self._ttl = ttl_s
+        self._cache: dict[tuple[str, str], tuple[bool, float]] = {}
+
+    async def allows(self, repo: str, actor: str) -> bool:
+        """True when `actor` has write, maintain or admin permission on `repo`."""
+        key = (repo, actor)
+        cached = self._cache.get(key)
+        now = self._clock()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        allowed = await self._forge.permission(repo, actor) in TRUSTED_PERMISSIONS
+        self._cache[key] = (allowed, now + self._ttl)
+        return allowed

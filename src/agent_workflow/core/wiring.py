@@ -1,0 +1,46 @@
+"""Assemble the core from its parts (store, forge, agent) — no transport here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_workflow.agents.protocol import Agent
+from agent_workflow.core import clock as default_clock
+from agent_workflow.core.ledger import Ledger
+from agent_workflow.core.router import Router
+from agent_workflow.core.runner import PhaseRunner, RunnerSettings
+from agent_workflow.core.trust import Trust
+from agent_workflow.forge.protocol import Forge
+from agent_workflow.store.db import Store
+
+
+@dataclass(frozen=True)
+class Core:
+    """The router and what it is built from."""
+
+    store: Store
+    forge: Forge
+    agent: Agent
+    ledger: Ledger
+    runner: PhaseRunner
+    router: Router
+
+
+def build_core(
+    store: Store,
+    forge: Forge,
+    agent: Agent,
+    settings: RunnerSettings,
+    *,
+    clock: Callable[[], float] = default_clock.now,
+    own_login: str = "",
+    uncertain_backoff_s: float = 1.0,
+    permission_ttl_s: float = 300.0,
+) -> Core:
+    """Wire a `Router` over the given store, forge and agent."""
+    ledger = Ledger(store.effects, forge, clock, uncertain_backoff_s=uncertain_backoff_s)
+    runner = PhaseRunner(store, agent, ledger, settings, clock)
+    trust = Trust(forge, clock, ttl_s=permission_ttl_s)
+    router = Router(store, runner, ledger, trust, clock, own_login=own_login)
+    return Core(store, forge, agent, ledger, runner, router)

@@ -1,0 +1,110 @@
+"""Engine creation, schema upgrade, and the `Store` that bundles the aggregates."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from agent_workflow.errors import ConfigError
+from agent_workflow.store.deliveries import Deliveries
+from agent_workflow.store.effects import Effects
+from agent_workflow.store.phase_runs import PhaseRuns
+from agent_workflow.store.tasks import Tasks
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same for every process of the deployment.
+MIGRATION_LOCK_ID = 0x61775F6D6967
+# Writers on SQLite wait this long for the file lock instead of failing at once.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str) -> str:
+    """Map plain `sqlite:`/`postgresql:` URLs to their async drivers."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"malformed database URL {url!r}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        raise ConfigError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so writers queue."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # aiosqlite opens a transaction lazily; BEGIN IMMEDIATE-like behaviour
+            # is not needed because every write is one conditional statement.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _alembic_upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Bring the schema to head. Safe when many processes start at once."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Serialise concurrent upgrades (several workers starting together).
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+        await conn.run_sync(_alembic_upgrade)
+
+
+class Store:
+    """One narrow boundary to the database: an engine and one object per aggregate."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.deliveries = Deliveries(engine)
+        self.tasks = Tasks(engine)
+        self.phases = PhaseRuns(engine)
+        self.effects = Effects(engine)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()
+
+
+async def connect(url: str, *, migrate: bool = True, connect_timeout_s: float = 10.0) -> Store:
+    """Open the database at `url`, upgrade its schema, and return a `Store`.
+
+    Raises `ConfigError` with one line when the database cannot be reached.
+    """
+    engine = create_engine(url)
+    if migrate:
+        try:
+            await asyncio.wait_for(upgrade(engine), connect_timeout_s)
+        except (OSError, TimeoutError) as exc:
+            await engine.dispose()
+            raise ConfigError(
+                f"cannot reach database {make_url(url).render_as_string()}: {exc}"
+            ) from exc
+    return Store(engine)

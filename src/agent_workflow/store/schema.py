@@ -1,0 +1,128 @@
+"""Every table, declared once (SQLAlchemy Core). Times are epoch seconds (float).
+
+The constraints are the guarantees: `deliveries` unique per (hook, delivery),
+`tasks` unique per (repo, issue) for G1, `phase_runs` unique per (task, phase)
+with a fencing token for G2/G5, `effects` unique per key for G3.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(200), nullable=False),
+    Column("hook_id", String(100), nullable=False, server_default=""),
+    Column("event", String(100), nullable=False),
+    Column("action", String(100), nullable=False, server_default=""),
+    Column("payload", Json, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("routed_at", Float, nullable=True),
+    Column("route_attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    UniqueConstraint("delivery_id", "hook_id", name="uq_deliveries_delivery"),
+)
+Index("ix_deliveries_unrouted", deliveries.c.routed_at, deliveries.c.received_at)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repo", String(300), nullable=False),
+    Column("issue_number", Integer, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("body", Text, nullable=False, server_default=""),
+    Column("clone_url", Text, nullable=False, server_default=""),
+    Column("default_branch", String(255), nullable=False, server_default="main"),
+    Column("pr_number", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("repo", "issue_number", name="uq_tasks_issue"),
+)
+
+phase_runs = Table(
+    "phase_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("fence", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("trigger_delivery", String(200), nullable=True),
+    Column("session_id", String(64), nullable=True),
+    # The attempt whose agent session has been started: a claim of that same
+    # attempt must resume it rather than start a second one (G2).
+    Column("started_attempt", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("effects_done", Boolean, nullable=False, server_default="0"),
+    Column("result_text", Text, nullable=True),
+    Column("blocked_reason", Text, nullable=True),
+    Column("artifacts", Json, nullable=True),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("turns", Integer, nullable=False, server_default="0"),
+    Column("duration_s", Float, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    UniqueConstraint("task_id", "phase", name="uq_phase_runs_task_phase"),
+)
+Index("ix_phase_runs_status_lease", phase_runs.c.status, phase_runs.c.lease_until)
+
+agent_runs = Table(
+    "agent_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phase_run_id", Integer, ForeignKey("phase_runs.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("fence", Integer, nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("mode", String(10), nullable=False),  # fresh | resume
+    Column("owner", String(200), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("outcome", String(20), nullable=True),
+    Column("restarted", Boolean, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("turns", Integer, nullable=False, server_default="0"),
+    Column("duration_s", Float, nullable=False, server_default="0"),
+    Column("terminal_reason", Text, nullable=True),
+)
+
+effects = Table(
+    "effects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=True),
+    Column("phase", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("status", String(20), nullable=False),  # started | done
+    Column("external_id", String(100), nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("done_at", Float, nullable=True),
+    UniqueConstraint("key", name="uq_effects_key"),
+)

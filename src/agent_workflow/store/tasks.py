@@ -1,0 +1,93 @@
+"""Tasks: one row per (repo, issue) — G1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_workflow.core.model import Task, TaskInfo
+from agent_workflow.store.schema import tasks
+from agent_workflow.store.sql import insert_ignore
+
+
+class Tasks:
+    """SQL for the `tasks` table."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def ensure(self, info: TaskInfo, now: float) -> Task:
+        """Insert if absent, then read: concurrent callers all get the one row.
+
+        An existing task is returned untouched (G1: never reset).
+        """
+        stmt = insert_ignore(
+            self._engine,
+            tasks,
+            repo=info.repo,
+            issue_number=info.issue_number,
+            title=info.title,
+            body=info.body,
+            clone_url=info.clone_url,
+            default_branch=info.default_branch,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+            row = (
+                (
+                    await conn.execute(
+                        select(tasks).where(
+                            tasks.c.repo == info.repo, tasks.c.issue_number == info.issue_number
+                        )
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return _task(row)
+
+    async def get(self, task_id: int) -> Task | None:
+        """The task with this id, or None."""
+        async with self._engine.connect() as conn:
+            row = (
+                (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+            )
+        return _task(row) if row else None
+
+    async def find(self, repo: str, issue_number: int) -> Task | None:
+        """The task of this issue, or None."""
+        stmt = select(tasks).where(tasks.c.repo == repo, tasks.c.issue_number == issue_number)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return _task(row) if row else None
+
+    async def set_pr_number(self, task_id: int, pr_number: int, now: float) -> None:
+        """Remember the delivered pull request (idempotent)."""
+        stmt = (
+            update(tasks).where(tasks.c.id == task_id).values(pr_number=pr_number, updated_at=now)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def all(self) -> list[Task]:
+        """Every task, by id (for status and checks)."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(tasks).order_by(tasks.c.id))).mappings().all()
+        return [_task(r) for r in rows]
+
+
+def _task(row: Any) -> Task:
+    return Task(
+        id=row["id"],
+        repo=row["repo"],
+        issue_number=row["issue_number"],
+        title=row["title"],
+        body=row["body"],
+        clone_url=row["clone_url"],
+        default_branch=row["default_branch"],
+        pr_number=row["pr_number"],
+    )

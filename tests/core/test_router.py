@@ -1,0 +1,256 @@
+"""The router and phase execution against the in-memory forge, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from agent_workflow.agents.protocol import Outcome
+from agent_workflow.agents.scripted import ScriptedAgent
+from agent_workflow.core.effects import MARKER_PREFIX
+from agent_workflow.core.model import Intent, Phase, PhaseStatus
+from agent_workflow.forge.memory import MemoryForge
+from agent_workflow.store import Store
+from agent_workflow.store.schema import agent_runs, effects, tasks
+from tests.conftest import FakeClock
+from tests.core.helpers import REPO, event, make_core
+
+
+async def count(store: Store, table: object) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+
+
+async def test_route__same_event_twice_runs_once(store: Store, clock: FakeClock) -> None:
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+    plan = event(Intent.START_PLAN, delivery="d-1")
+
+    first = await core.router.route(plan)
+    second = await core.router.route(plan)
+
+    assert first.status is PhaseStatus.COMPLETE and second.status is PhaseStatus.COMPLETE
+    assert await count(store, tasks) == 1
+    assert len(agent.calls) == 1
+    assert forge.calls["create_comment"] == 1
+    assert forge.calls["add_labels"] == 1
+    assert len(forge.comments[(REPO, 7)]) == 1
+    assert forge.reads == 1  # the actor's permission, cached afterwards; no reconciliation reads
+
+
+async def test_route__full_lifecycle_makes_only_mutations(store: Store, clock: FakeClock) -> None:
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    await core.router.route(event(Intent.START_PLAN))
+    await core.router.route(event(Intent.APPROVE))
+    task = await store.tasks.find(REPO, 7)
+    assert task is not None and task.pr_number is not None
+    await core.router.route(event(Intent.MERGED, pr_number=task.pr_number, actor="bob"))
+
+    phases = {r.phase: r.status for r in await store.phases.for_task(task.id)}
+    assert phases == {p: PhaseStatus.COMPLETE for p in Phase}
+    assert forge.calls["list_comments"] == 0 and forge.calls["find_pull_request"] == 0
+    assert forge.calls["open_pull_request"] == 1
+    assert len(forge.comments[(REPO, 7)]) == 3  # plan, PR link, lessons summary
+    assert all(MARKER_PREFIX in c.body for c in forge.comments[(REPO, 7)])
+    assert forge.labels[(REPO, 7)] == {"agent-planned", "agent-delivered", "agent-done"}
+
+
+async def test_route__approve_before_plan_is_a_noop_with_one_comment(
+    store: Store, clock: FakeClock
+) -> None:
+    forge = MemoryForge()
+    agent = ScriptedAgent(outcomes={Phase.PLAN: Outcome.ERROR})
+    core = make_core(store, clock, forge=forge, agent=agent)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    await store.phases.ensure(task.id, Phase.PLAN, "d-x", clock())
+    await store.phases.claim((await store.phases.get(task.id, Phase.PLAN)).id, "other", 30, clock())  # type: ignore[union-attr]
+
+    for _ in range(3):
+        routed = await core.router.route(event(Intent.APPROVE))
+        assert routed.action == "noop"
+
+    assert await store.phases.get(task.id, Phase.DELIVER) is None
+    assert agent.calls == []
+    assert len(forge.comments[(REPO, 7)]) == 1
+
+
+async def test_route__untrusted_actor_and_bots_start_nothing(store: Store, clock: FakeClock) -> None:
+    forge, agent = MemoryForge(permissions={"mallory": "read"}), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    assert (await core.router.route(event(Intent.START_PLAN, actor="mallory"))).action == "ignored"
+    assert (await core.router.route(event(Intent.START_PLAN, actor="ci[bot]"))).action == "ignored"
+
+    assert await count(store, tasks) == 0
+    assert agent.calls == [] and forge.calls["create_comment"] == 0
+
+
+async def test_execute__reentered_under_live_lease_does_not_start_agent(
+    store: Store, clock: FakeClock
+) -> None:
+    """Another worker holds the phase and is alive: a duplicate must leave it alone (G2)."""
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    assert await store.phases.claim(run.id, "worker-b", 30.0, clock()) is not None
+
+    routed = await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
+
+    assert routed.status is PhaseStatus.ACTIVE
+    assert agent.calls == []
+    assert forge.calls["create_comment"] == 0
+
+
+async def test_execute__takeover_resumes_the_same_session(store: Store, clock: FakeClock) -> None:
+    """The holder died after starting the agent; after its lease expires the next claim resumes."""
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    dead = await store.phases.claim(run.id, "worker-dead", 30.0, clock())
+    assert dead is not None
+    await store.phases.start_agent(dead.guard, session_id="s", mode="fresh", owner="worker-dead", now=clock())
+    clock.advance(31.0)
+
+    routed = await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
+
+    assert routed.status is PhaseStatus.COMPLETE
+    finished = await store.phases.get(task.id, Phase.PLAN)
+    assert finished is not None and finished.fence == dead.fence + 1
+    assert [c.resume for c in agent.calls] == [True]
+    assert agent.calls[0].session_id == finished.session_id
+    assert agent.fresh_starts == []
+    assert forge.calls["create_comment"] == 1 and forge.calls["add_labels"] == 1
+    async with store.engine.connect() as conn:
+        modes = (await conn.execute(select(agent_runs.c.mode).order_by(agent_runs.c.id))).scalars().all()
+    assert modes == ["fresh", "resume"]
+
+
+async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeClock) -> None:
+    """The first holder wakes after the takeover: its completion and effects are refused (G5)."""
+    import pytest
+
+    from agent_workflow.core.effects import Effect, EffectKind
+    from agent_workflow.core.ledger import Scope
+    from agent_workflow.errors import LeaseLost
+    from agent_workflow.store.phase_runs import Outcome as Recorded
+
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    zombie = await store.phases.claim(run.id, "zombie", 30.0, clock())
+    assert zombie is not None
+    zombie_agent_run = await store.phases.start_agent(
+        zombie.guard, session_id="s", mode="fresh", owner="zombie", now=clock()
+    )
+    clock.advance(31.0)
+    await core.router.route(event(Intent.START_PLAN, delivery="d-1"))  # the takeover completes it
+    calls_after_takeover = sum(forge.calls.values())
+
+    with pytest.raises(LeaseLost):
+        await store.phases.finish(
+            zombie.guard, zombie_agent_run, Recorded(PhaseStatus.COMPLETE, text="stale"),
+            effects_lease_s=30.0, now=clock(),
+        )
+    stale = Effect(f"{REPO}#7/plan/1/zombie-comment", EffectKind.COMMENT, REPO, 7, body="stale")
+    with pytest.raises(LeaseLost):
+        await core.ledger.perform(stale, Scope(task.id, "plan", 1, zombie.guard))
+    with pytest.raises(LeaseLost):
+        await store.phases.effects_finished(zombie.guard, clock())
+
+    assert sum(forge.calls.values()) == calls_after_takeover
+    final = await store.phases.get(task.id, Phase.PLAN)
+    assert final is not None and final.result_text != "stale"
+    assert await count(store, effects) == 2  # the plan comment and label, not the zombie's
+
+
+async def test_execute__crash_after_result_performs_only_outstanding_effects(
+    store: Store, clock: FakeClock
+) -> None:
+    """Crash window: the result was recorded and the plan comment posted, then the worker died."""
+    from agent_workflow.store.phase_runs import Outcome as Recorded
+
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    held = await store.phases.claim(run.id, "dead", 30.0, clock())
+    assert held is not None
+    agent_run = await store.phases.start_agent(held.guard, session_id="s", mode="fresh", owner="dead", now=clock())
+    await store.phases.finish(held.guard, agent_run, Recorded(PhaseStatus.COMPLETE, text="the plan"),
+                              effects_lease_s=30.0, now=clock())
+    finished = await store.phases.get(task.id, Phase.PLAN)
+    assert finished is not None
+    from agent_workflow.core.hooks import HookContext, on_plan_complete
+    from agent_workflow.core.ledger import Scope
+
+    async def no_pr(_: int) -> None:
+        raise AssertionError
+
+    ctx = HookContext(task, finished, core.ledger, Scope(task.id, "plan", 1, held.guard), no_pr)
+    await ctx.comment("plan-comment", "## Implementation plan\n\nthe plan")  # then the crash
+    clock.advance(31.0)
+
+    await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
+
+    assert agent.calls == []
+    assert forge.calls["create_comment"] == 1
+    assert forge.calls["add_labels"] == 1
+    assert forge.reads == 1  # permission only: a `done` effect needs no reconciliation
+    final = await store.phases.get(task.id, Phase.PLAN)
+    assert final is not None and final.effects_done
+
+
+async def test_ledger__dropped_response_is_adopted_with_one_list_call(
+    store: Store, clock: FakeClock
+) -> None:
+    """GitHub applied the comment but the response was lost: find the marker, post nothing more."""
+    forge, agent = MemoryForge(), ScriptedAgent()
+    forge.inject("create_comment", "drop")
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    routed = await core.router.route(event(Intent.START_PLAN))
+
+    assert routed.status is PhaseStatus.COMPLETE
+    assert forge.calls["create_comment"] == 1
+    assert forge.calls["list_comments"] == 1
+    assert len(forge.comments[(REPO, 7)]) == 1
+    task = await store.tasks.find(REPO, 7)
+    assert task is not None
+    rows = await store.effects.for_task(task.id)
+    assert {r.status.value for r in rows} == {"done"}
+
+
+async def test_ledger__crash_after_request_is_reconciled_on_retry(
+    store: Store, clock: FakeClock
+) -> None:
+    """The worker died between GitHub applying the comment and recording `done`."""
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    class Died(BaseException):
+        pass
+
+    real = forge.create_comment
+
+    async def apply_then_die(repo: str, issue: int, body: str) -> int:
+        await real(repo, issue, body)
+        raise Died
+
+    forge.create_comment = apply_then_die  # type: ignore[method-assign]
+    try:
+        await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
+    except Died:
+        pass
+    forge.create_comment = real  # type: ignore[method-assign]
+    clock.advance(31.0)
+
+    await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
+
+    assert len(forge.comments[(REPO, 7)]) == 1
+    assert forge.calls["list_comments"] == 1
+    assert forge.calls["create_comment"] == 1
+    assert len(agent.calls) == 1
