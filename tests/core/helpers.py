@@ -17,8 +17,16 @@ LEASE_S = 30.0
 _ids = itertools.count(1)
 
 
-def event(intent: Intent, issue: int = 7, *, delivery: str | None = None, actor: str = "alice",
-          repo: str = REPO, pr_number: int | None = None, body: str = "Make it better.") -> Event:
+def event(
+    intent: Intent,
+    issue: int = 7,
+    *,
+    delivery: str | None = None,
+    actor: str = "alice",
+    repo: str = REPO,
+    pr_number: int | None = None,
+    body: str = "Make it better.",
+) -> Event:
     """A parsed event as the ingress would produce it."""
     return Event(
         delivery_id=delivery or f"delivery-{next(_ids)}",
@@ -34,8 +42,14 @@ def event(intent: Intent, issue: int = 7, *, delivery: str | None = None, actor:
     )
 
 
-def make_core(store: Store, clock: FakeClock, *, forge: MemoryForge | None = None,
-              agent: ScriptedAgent | None = None, owner: str = "worker-a") -> Core:
+def make_core(
+    store: Store,
+    clock: FakeClock,
+    *,
+    forge: MemoryForge | None = None,
+    agent: ScriptedAgent | None = None,
+    owner: str = "worker-a",
+) -> Core:
     """A core over the twins with a fake clock and no backoff."""
     return build_core(
         store,

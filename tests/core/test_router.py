@@ -75,7 +75,9 @@ async def test_route__approve_before_plan_is_a_noop_with_one_comment(
     assert len(forge.comments[(REPO, 7)]) == 1
 
 
-async def test_route__untrusted_actor_and_bots_start_nothing(store: Store, clock: FakeClock) -> None:
+async def test_route__untrusted_actor_and_bots_start_nothing(
+    store: Store, clock: FakeClock
+) -> None:
     forge, agent = MemoryForge(permissions={"mallory": "read"}), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
 
@@ -111,7 +113,9 @@ async def test_execute__takeover_resumes_the_same_session(store: Store, clock: F
     run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
     dead = await store.phases.claim(run.id, "worker-dead", 30.0, clock())
     assert dead is not None
-    await store.phases.start_agent(dead.guard, session_id="s", mode="fresh", owner="worker-dead", now=clock())
+    await store.phases.start_agent(
+        dead.guard, session_id="s", mode="fresh", owner="worker-dead", now=clock()
+    )
     clock.advance(31.0)
 
     routed = await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
@@ -124,7 +128,11 @@ async def test_execute__takeover_resumes_the_same_session(store: Store, clock: F
     assert agent.fresh_starts == []
     assert forge.calls["create_comment"] == 1 and forge.calls["add_labels"] == 1
     async with store.engine.connect() as conn:
-        modes = (await conn.execute(select(agent_runs.c.mode).order_by(agent_runs.c.id))).scalars().all()
+        modes = (
+            (await conn.execute(select(agent_runs.c.mode).order_by(agent_runs.c.id)))
+            .scalars()
+            .all()
+        )
     assert modes == ["fresh", "resume"]
 
 
@@ -152,8 +160,11 @@ async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeC
 
     with pytest.raises(LeaseLost):
         await store.phases.finish(
-            zombie.guard, zombie_agent_run, Recorded(PhaseStatus.COMPLETE, text="stale"),
-            effects_lease_s=30.0, now=clock(),
+            zombie.guard,
+            zombie_agent_run,
+            Recorded(PhaseStatus.COMPLETE, text="stale"),
+            effects_lease_s=30.0,
+            now=clock(),
         )
     stale = Effect(f"{REPO}#7/plan/1/zombie-comment", EffectKind.COMMENT, REPO, 7, body="stale")
     with pytest.raises(LeaseLost):
@@ -179,12 +190,19 @@ async def test_execute__crash_after_result_performs_only_outstanding_effects(
     run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
     held = await store.phases.claim(run.id, "dead", 30.0, clock())
     assert held is not None
-    agent_run = await store.phases.start_agent(held.guard, session_id="s", mode="fresh", owner="dead", now=clock())
-    await store.phases.finish(held.guard, agent_run, Recorded(PhaseStatus.COMPLETE, text="the plan"),
-                              effects_lease_s=30.0, now=clock())
+    agent_run = await store.phases.start_agent(
+        held.guard, session_id="s", mode="fresh", owner="dead", now=clock()
+    )
+    await store.phases.finish(
+        held.guard,
+        agent_run,
+        Recorded(PhaseStatus.COMPLETE, text="the plan"),
+        effects_lease_s=30.0,
+        now=clock(),
+    )
     finished = await store.phases.get(task.id, Phase.PLAN)
     assert finished is not None
-    from agent_workflow.core.hooks import HookContext, on_plan_complete
+    from agent_workflow.core.hooks import HookContext
     from agent_workflow.core.ledger import Scope
 
     async def no_pr(_: int) -> None:
