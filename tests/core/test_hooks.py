@@ -64,7 +64,8 @@ async def test_blocked_hook__once_per_attempt(store: Store, clock: FakeClock) ->
 
     blocked = [c for c in forge.comments[(REPO, 7)] if "agent-blocked" in c.body]
     assert len(blocked) == 2
-    assert "attempt 1" in blocked[0].body and "attempt 2" in blocked[1].body
+    assert "attempt 1" in blocked[0].body
+    assert "attempt 2" in blocked[1].body
     assert len(agent.calls) == 2
     assert [c.attempt for c in agent.calls] == [1, 2]
     assert forge.labels[(REPO, 7)] == {"agent-blocked"}

@@ -12,6 +12,7 @@ fresh agent start per attempt, and each effect exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import uuid
@@ -134,10 +135,8 @@ async def scenario(db_url: str, steps: list[tuple[str, int, str, str]]) -> None:
                 faults.forge[method] = fault
             elif fault == "drop":
                 forge.inject(method, "drop")
-            try:
+            with contextlib.suppress(Died):
                 await core.router.route(ev)
-            except Died:
-                pass
             faults.agent_dies = False
             faults.forge.clear()
             forge.faults.clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import func, select
 
 from agent_workflow.agents.protocol import Outcome
@@ -28,7 +30,8 @@ async def test_route__same_event_twice_runs_once(store: Store, clock: FakeClock)
     first = await core.router.route(plan)
     second = await core.router.route(plan)
 
-    assert first.status is PhaseStatus.COMPLETE and second.status is PhaseStatus.COMPLETE
+    assert first.status is PhaseStatus.COMPLETE
+    assert second.status is PhaseStatus.COMPLETE
     assert await count(store, tasks) == 1
     assert len(agent.calls) == 1
     assert forge.calls["create_comment"] == 1
@@ -44,12 +47,14 @@ async def test_route__full_lifecycle_makes_only_mutations(store: Store, clock: F
     await core.router.route(event(Intent.START_PLAN))
     await core.router.route(event(Intent.APPROVE))
     task = await store.tasks.find(REPO, 7)
-    assert task is not None and task.pr_number is not None
+    assert task is not None
+    assert task.pr_number is not None
     await core.router.route(event(Intent.MERGED, pr_number=task.pr_number, actor="bob"))
 
     phases = {r.phase: r.status for r in await store.phases.for_task(task.id)}
     assert phases == {p: PhaseStatus.COMPLETE for p in Phase}
-    assert forge.calls["list_comments"] == 0 and forge.calls["find_pull_request"] == 0
+    assert forge.calls["list_comments"] == 0
+    assert forge.calls["find_pull_request"] == 0
     assert forge.calls["open_pull_request"] == 1
     assert len(forge.comments[(REPO, 7)]) == 3  # plan, PR link, lessons summary
     assert all(MARKER_PREFIX in c.body for c in forge.comments[(REPO, 7)])
@@ -85,7 +90,8 @@ async def test_route__untrusted_actor_and_bots_start_nothing(
     assert (await core.router.route(event(Intent.START_PLAN, actor="ci[bot]"))).action == "ignored"
 
     assert await count(store, tasks) == 0
-    assert agent.calls == [] and forge.calls["create_comment"] == 0
+    assert agent.calls == []
+    assert forge.calls["create_comment"] == 0
 
 
 async def test_execute__reentered_under_live_lease_does_not_start_agent(
@@ -122,11 +128,13 @@ async def test_execute__takeover_resumes_the_same_session(store: Store, clock: F
 
     assert routed.status is PhaseStatus.COMPLETE
     finished = await store.phases.get(task.id, Phase.PLAN)
-    assert finished is not None and finished.fence == dead.fence + 1
+    assert finished is not None
+    assert finished.fence == dead.fence + 1
     assert [c.resume for c in agent.calls] == [True]
     assert agent.calls[0].session_id == finished.session_id
     assert agent.fresh_starts == []
-    assert forge.calls["create_comment"] == 1 and forge.calls["add_labels"] == 1
+    assert forge.calls["create_comment"] == 1
+    assert forge.calls["add_labels"] == 1
     async with store.engine.connect() as conn:
         modes = (
             (await conn.execute(select(agent_runs.c.mode).order_by(agent_runs.c.id)))
@@ -174,7 +182,8 @@ async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeC
 
     assert sum(forge.calls.values()) == calls_after_takeover
     final = await store.phases.get(task.id, Phase.PLAN)
-    assert final is not None and final.result_text != "stale"
+    assert final is not None
+    assert final.result_text != "stale"
     assert await count(store, effects) == 2  # the plan comment and label, not the zombie's
 
 
@@ -219,7 +228,8 @@ async def test_execute__crash_after_result_performs_only_outstanding_effects(
     assert forge.calls["add_labels"] == 1
     assert forge.reads == 1  # permission only: a `done` effect needs no reconciliation
     final = await store.phases.get(task.id, Phase.PLAN)
-    assert final is not None and final.effects_done
+    assert final is not None
+    assert final.effects_done
 
 
 async def test_ledger__dropped_response_is_adopted_with_one_list_call(
@@ -259,10 +269,8 @@ async def test_ledger__crash_after_request_is_reconciled_on_retry(
         raise Died
 
     forge.create_comment = apply_then_die  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(Died):
         await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
-    except Died:
-        pass
     forge.create_comment = real  # type: ignore[method-assign]
     clock.advance(31.0)
 

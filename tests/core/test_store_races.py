@@ -55,7 +55,8 @@ async def test_claim__concurrent_claims_one_winner(db_url: str) -> None:
             *(s.phases.claim(run.id, f"w{i}", 30.0, 2.0) for i, s in enumerate(stores))
         )
         winners = [c for c in claims if c is not None]
-        assert len(winners) == 1 and winners[0].fence == 1
+        assert len(winners) == 1
+        assert winners[0].fence == 1
     finally:
         for s in stores:
             await s.close()
@@ -70,6 +71,8 @@ async def test_ensure_task__never_resets_a_complete_plan(store: Store, clock: Fa
     again = await store.tasks.ensure(TaskInfo(repo=REPO, issue_number=7, title="changed"), clock())
     run = await store.phases.ensure(task.id, Phase.PLAN, "another-delivery", clock())
 
-    assert again.id == task.id and again.title == task.title
-    assert run.status is PhaseStatus.COMPLETE and run.effects_done
+    assert again.id == task.id
+    assert again.title == task.title
+    assert run.status is PhaseStatus.COMPLETE
+    assert run.effects_done
     assert run.trigger_delivery != "another-delivery"
