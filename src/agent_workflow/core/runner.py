@@ -211,7 +211,11 @@ class PhaseRunner:
     # -- the lease ---------------------------------------------------------------
 
     async def _under_lease(self, guard: Guard, work: Awaitable[T]) -> T:
-        """Await `work` while heartbeating; cancel it and raise `LeaseLost` if the lease goes."""
+        """Await `work` while heartbeating; cancel it and raise `LeaseLost` if the lease goes.
+
+        Cancelled from outside (graceful shutdown), it releases the lease so another
+        worker can take the phase over at once instead of waiting for the expiry.
+        """
         job = asyncio.ensure_future(work)
         beat = asyncio.create_task(self._heartbeat(guard))
         try:
@@ -221,6 +225,12 @@ class PhaseRunner:
             job.cancel()
             await asyncio.gather(job, return_exceptions=True)
             raise LeaseLost(f"phase run {guard.run_id}: lease lost while working")
+        except asyncio.CancelledError:
+            job.cancel()
+            await asyncio.gather(job, return_exceptions=True)
+            await asyncio.shield(self._store.phases.release(guard, self._clock()))
+            log.info("phase.lease_released", run=guard.run_id, fence=guard.fence)
+            raise
         finally:
             beat.cancel()
             job.cancel()

@@ -265,6 +265,20 @@ class PhaseRuns:
             if (await conn.execute(stmt)).rowcount != 1:
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
 
+    async def release(self, guard: Guard, now: float) -> bool:
+        """Give the lease up early (graceful shutdown): the next claim takes over at once.
+
+        The status stays as it is, so an active run is resumed (same session) by whoever
+        claims it next, and a finished run's outstanding effects are picked up.
+        """
+        stmt = (
+            update(phase_runs)
+            .where(c.id == guard.run_id, c.fence == guard.fence)
+            .values(lease_until=now - 1.0, updated_at=now)
+        )
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
     async def retry(self, run_id: int, seen_attempt: int, trigger: str, now: float) -> bool:
         """Start a new attempt of a blocked/failed run whose effects are done."""
         stmt = (

@@ -1,0 +1,153 @@
+"""The `aw` command line. Bad configuration is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agent_workflow.config import Settings, load_settings
+from agent_workflow.errors import AgentWorkflowError, ConfigError
+from agent_workflow.logs import configure_logging
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Settings], Coroutine[Any, Any, T]], **overrides: Any) -> T:
+    """Load settings, run the coroutine, turn our errors into one line and exit 2."""
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        configure_logging()
+        return asyncio.run(make(settings))
+    except ConfigError as exc:
+        typer.echo(f"aw: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except AgentWorkflowError as exc:
+        typer.echo(f"aw: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (AW_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (AW_PORT).")] = None,
+) -> None:
+    """Receive GitHub webhooks; without AW_REDIS_URL also route them in-process."""
+    from agent_workflow.service.serve import serve as run_serve
+
+    _run(lambda s: run_serve(s), host=host, port=port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs at once (AW_CONCURRENCY).")] = None,
+) -> None:
+    """Consume BullMQ jobs (needs AW_REDIS_URL). SIGTERM finishes or releases running jobs."""
+    from agent_workflow.service.worker import work
+
+    _run(work, concurrency=concurrency)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Tasks, phases, leases and outstanding effects."""
+    from agent_workflow.core.clock import now
+    from agent_workflow.status import collect_status
+    from agent_workflow.store import connect
+
+    async def collect(settings: Settings) -> list[dict[str, Any]]:
+        store = await connect(settings.database_url)
+        try:
+            return await collect_status(store, now())
+        finally:
+            await store.close()
+
+    rows = _run(collect)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="agent-workflow tasks")
+    for col in ("issue", "phase", "status", "attempt", "fence", "lease", "cost $", "effects"):
+        table.add_column(col)
+    for task in rows:
+        effects = f"{task['effects_done']} done, {len(task['effects_outstanding'])} outstanding"
+        for ph in task["phases"] or [{}]:
+            lease = (
+                f"{ph.get('lease_owner')} ({ph.get('lease_seconds_left')} s)"
+                if ph.get("lease_owner")
+                else "-"
+            )
+            table.add_row(
+                f"{task['repo']}#{task['issue']}",
+                ph.get("phase", "-"),
+                ph.get("status", "-"),
+                str(ph.get("attempt", "-")),
+                str(ph.get("fence", "-")),
+                lease,
+                str(ph.get("cost_usd", "-")),
+                effects,
+            )
+    Console().print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the newest version (aw serve/worker also do this)."""
+    from agent_workflow.store import connect
+
+    async def upgrade(settings: Settings) -> None:
+        store = await connect(settings.database_url)
+        await store.close()
+
+    _run(upgrade)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8900,
+    token: Annotated[str, typer.Option(help="The API token clients must send.")] = "emulator-token",
+    webhook_url: Annotated[str | None, typer.Option(help="Where to send webhooks.")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="Secret to sign webhooks.")] = None,
+) -> None:
+    """Run the GitHub emulator (REST subset, admin API at /_emulator, fault injection)."""
+    from agent_workflow.forge.emulator import main as emulator_main
+
+    configure_logging()
+    emulator_main(
+        host=host, port=port, token=token, webhook_url=webhook_url, webhook_secret=webhook_secret
+    )
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    issues: Annotated[int, typer.Option(help="How many issues to drive.")] = 2,
+) -> None:
+    """Offline demo: emulator + scripted agent, plan → /approve → deliver → merge → compound."""
+    from agent_workflow.demo.run import run_demo
+
+    try:
+        code = asyncio.run(run_demo(as_json=as_json, issues=issues))
+    except AgentWorkflowError as exc:
+        typer.echo(f"aw demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

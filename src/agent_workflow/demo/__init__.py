@@ -1,0 +1,1 @@
+"""The offline demo: the whole lifecycle against the emulator, with real faults."""

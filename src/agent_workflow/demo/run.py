@@ -1,0 +1,264 @@
+"""`aw demo`: drive issues through plan → /approve → deliver → merge → compound, offline.
+
+The GitHub emulator runs in this process and sends signed webhooks to a real
+`aw serve` child process (embedded mode, SQLite, scripted agent), exactly as
+GitHub would. Along the way it redelivers a webhook (a duplicate), lets an
+untrusted user try `/approve`, blocks one plan and retries it, and SIGKILLs the
+server in the middle of a deliver phase, then restarts it. It prints the
+timeline and a summary; the exit code is non-zero if any effect is duplicated
+or any issue did not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent_workflow.core.model import Phase, PhaseStatus
+from agent_workflow.demo.process import AwProcess, free_port
+from agent_workflow.forge.emulator import EmulatorServer
+from agent_workflow.forge.emulator.client import EmulatorAdmin
+from agent_workflow.store import Store, connect
+
+REPO = "demo/widgets"
+USER, STRANGER, BOT = "alice", "mallory", "agent-workflow[bot]"
+SECRET, TOKEN = "demo-webhook-secret", "demo-token"
+MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+# Short leases so the kill-and-restart recovers in seconds, not a minute.
+DEMO_ENV = {
+    "AW_AGENT": "scripted",
+    "AW_SCRIPTED_DURATION_S": "1.5",
+    "AW_LEASE_S": "3",
+    "AW_HEARTBEAT_S": "1",
+    "AW_SWEEP_INTERVAL_S": "1",
+    "AW_SWEEP_GRACE_S": "2",
+    "AW_GITHUB_MUTATION_INTERVAL_S": "0",
+    "AW_BOT_LOGIN": BOT,
+    "AW_LOG_JSON": "1",
+}
+
+
+@dataclass
+class Timeline:
+    """What happened, when (seconds since the start)."""
+
+    started: float = field(default_factory=time.monotonic)
+    entries: list[tuple[float, str]] = field(default_factory=list)
+
+    def add(self, what: str) -> None:
+        """Record one step."""
+        self.entries.append((round(time.monotonic() - self.started, 2), what))
+
+
+class Demo:
+    """One demo run: the emulator, the `aw serve` child, and the scenario."""
+
+    def __init__(self, workdir: Path, admin: EmulatorAdmin, env: dict[str, str], url: str) -> None:
+        self.workdir = workdir
+        self.admin = admin
+        self.url = url
+        self.server = AwProcess("serve", env, workdir / "serve.log")
+        self.timeline = Timeline()
+        self.deliveries_sent = 0
+        self.duplicates_sent = 0
+        self.kills = 0
+        self.store: Store | None = None
+
+    async def start_server(self) -> None:
+        await self.server.start()
+        await self.server.wait_healthy(self.url)
+        self.timeline.add(f"aw serve started (pid {self.server.pid})")
+
+    async def wait_for(self, issue: int, needle: str, timeout_s: float = 60.0) -> None:
+        """Wait until a bot comment containing `needle` is on the issue."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            comments = await self.admin.comments(REPO, issue)
+            if any(needle in c.body for c in comments):
+                self.timeline.add(f"#{issue}: bot commented '{needle}'")
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"#{issue}: no comment with {needle!r} after {timeout_s} s")
+
+    async def phase_status(self, issue: int, phase: Phase) -> PhaseStatus | None:
+        assert self.store is not None
+        task = await self.store.tasks.find(REPO, issue)
+        run = await self.store.phases.get(task.id, phase) if task else None
+        return run.status if run else None
+
+    async def act(self, what: str, issue: int, coro: Any) -> Any:
+        acted = await coro
+        self.deliveries_sent += len(acted.deliveries)
+        self.timeline.add(f"#{issue}: {what}")
+        return acted
+
+    async def lifecycle(self, issue: int, *, kill_mid_deliver: bool, blocked_plan: bool) -> None:
+        labelled = await self.act(
+            f"{USER} adds label 'agent'",
+            issue,
+            self.admin.add_label(REPO, issue, "agent", user=USER),
+        )
+        if blocked_plan:
+            await self.wait_for(issue, "agent-blocked")
+            await self.act(
+                f"{USER} comments /retry",
+                issue,
+                self.admin.comment(REPO, issue, "/retry", user=USER),
+            )
+        await self.wait_for(issue, "Implementation plan")
+        for delivery in labelled.deliveries:
+            copies = await self.admin.redeliver(delivery.id)
+            self.duplicates_sent += len(copies)
+            self.timeline.add(f"#{issue}: webhook {delivery.id[:8]} redelivered (duplicate)")
+        await self.act(
+            f"{STRANGER} (read-only) comments /approve: ignored",
+            issue,
+            self.admin.comment(REPO, issue, "/approve", user=STRANGER),
+        )
+        await self.act(
+            f"{USER} comments /approve",
+            issue,
+            self.admin.comment(REPO, issue, "/approve", user=USER),
+        )
+        if kill_mid_deliver:
+            await self.kill_and_restart_during(issue, Phase.DELIVER)
+        await self.wait_for(issue, "Opened pull request")
+        pulls = [p for p in await self.admin.pulls(REPO) if p.head == f"agent/issue-{issue}"]
+        await self.act(
+            f"{USER} merges PR #{pulls[0].number}",
+            issue,
+            self.admin.merge_pull(REPO, pulls[0].number, user=USER),
+        )
+        await self.wait_for(issue, "What we learned")
+
+    async def kill_and_restart_during(self, issue: int, phase: Phase) -> None:
+        deadline = time.monotonic() + 30
+        while await self.phase_status(issue, phase) is not PhaseStatus.ACTIVE:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"#{issue}: {phase} never became active")
+            await asyncio.sleep(0.05)
+        await self.server.kill()
+        self.kills += 1
+        self.timeline.add(f"#{issue}: SIGKILL aw serve in the middle of {phase}")
+        await self.start_server()
+
+    async def summary(self, issues: list[int]) -> dict[str, Any]:
+        per_issue = []
+        duplicates = 0
+        pulls = await self.admin.pulls(REPO)
+        heads = Counter(p.head for p in pulls)
+        duplicates += sum(n - 1 for n in heads.values())
+        for issue in issues:
+            comments = [c for c in await self.admin.comments(REPO, issue) if c.author == BOT]
+            keys = Counter(m.group(1) for c in comments for m in [MARKER.search(c.body)] if m)
+            duplicates += sum(n - 1 for n in keys.values())
+            per_issue.append(
+                {
+                    "issue": issue,
+                    "bot_comments": len(comments),
+                    "labels": sorted(await self.admin.labels(REPO, issue)),
+                    "pull_requests": [p.number for p in pulls if p.head == f"agent/issue-{issue}"],
+                    "phases": {p.value: str(await self.phase_status(issue, p)) for p in Phase},
+                }
+            )
+        finished = all(i["phases"]["compound"] == PhaseStatus.COMPLETE.value for i in per_issue)
+        return {
+            "issues": per_issue,
+            "webhooks_sent": self.deliveries_sent,
+            "duplicate_deliveries_sent": self.duplicates_sent,
+            "kills": self.kills,
+            "duplicates": duplicates,
+            "all_complete": finished,
+        }
+
+
+async def run_demo(*, as_json: bool = False, issues: int = 2) -> int:
+    """Run the demo; return the process exit code (0: all complete, no duplicates)."""
+    workdir = Path(tempfile.mkdtemp(prefix="aw-demo-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    console = Console(stderr=as_json)
+    async with EmulatorServer(
+        token=TOKEN, bot_login=BOT, webhook_url=f"{url}/webhooks/github", webhook_secret=SECRET
+    ) as emu:
+        env = {
+            **DEMO_ENV,
+            "AW_DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}",
+            "AW_GITHUB_API_URL": emu.url,
+            "AW_GITHUB_TOKEN": TOKEN,
+            "AW_WEBHOOK_SECRET": SECRET,
+            "AW_PORT": str(port),
+            "AW_CONFIG_FILE": str(workdir / "none.toml"),
+        }
+        await emu.admin.create_repo(REPO)
+        await emu.admin.set_permission(REPO, USER, "write")
+        await emu.admin.set_permission(REPO, STRANGER, "read")
+        demo = Demo(workdir, emu.admin, env, url)
+        await demo.start_server()
+        demo.store = await connect(env["AW_DATABASE_URL"])
+        try:
+            numbers = []
+            for i in range(issues):
+                body = "Please make the widget faster."
+                if i == 1:
+                    body += "\n\nagent-test: block plan"  # the scripted agent blocks once
+                numbers.append(
+                    await emu.admin.create_issue(
+                        REPO, f"Widget task {i + 1}", body=body, author=USER
+                    )
+                )
+            await asyncio.gather(
+                *(
+                    demo.lifecycle(n, kill_mid_deliver=(i == 0), blocked_plan=(i == 1))
+                    for i, n in enumerate(numbers)
+                )
+            )
+            summary = await demo.summary(numbers)
+        finally:
+            await demo.server.stop()
+            if demo.store is not None:
+                await demo.store.close()
+    summary["workdir"] = str(workdir)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print(console, demo.timeline, summary)
+    return 0 if summary["duplicates"] == 0 and summary["all_complete"] else 1
+
+
+def _print(console: Console, timeline: Timeline, summary: dict[str, Any]) -> None:
+    table = Table(title="timeline")
+    table.add_column("t (s)", justify="right")
+    table.add_column("what happened")
+    for t, what in timeline.entries:
+        table.add_row(f"{t:.2f}", what)
+    console.print(table)
+    result = Table(title="summary")
+    for col in ("issue", "bot comments", "labels", "pull requests", "phases"):
+        result.add_column(col)
+    for i in summary["issues"]:
+        result.add_row(
+            str(i["issue"]),
+            str(i["bot_comments"]),
+            ", ".join(i["labels"]),
+            ", ".join(f"#{n}" for n in i["pull_requests"]),
+            ", ".join(f"{k}: {v}" for k, v in i["phases"].items()),
+        )
+    console.print(result)
+    console.print(
+        f"webhooks sent: {summary['webhooks_sent']}, duplicate deliveries: "
+        f"{summary['duplicate_deliveries_sent']}, kills: {summary['kills']}, "
+        f"[bold]duplicates: {summary['duplicates']}[/bold]"
+    )
+    _ = signal

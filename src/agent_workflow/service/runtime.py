@@ -1,0 +1,121 @@
+"""Build a running system from `Settings`: store, forge, agent, core, queue, sweeper."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from agent_workflow.agents.protocol import Agent
+from agent_workflow.config import Settings
+from agent_workflow.core import clock
+from agent_workflow.core.runner import RunnerSettings
+from agent_workflow.core.wiring import Core, build_core
+from agent_workflow.errors import ConfigError
+from agent_workflow.forge.protocol import Forge
+from agent_workflow.queue.protocol import JobQueue
+from agent_workflow.service.handler import JobHandler
+from agent_workflow.service.sweeper import Sweeper
+from agent_workflow.store import Store, connect
+
+
+@dataclass
+class Runtime:
+    """Everything a process needs, opened together and closed together."""
+
+    settings: Settings
+    store: Store
+    forge: Forge
+    agent: Agent
+    core: Core
+    handler: JobHandler
+    queue: JobQueue
+    sweeper: Sweeper
+
+
+def build_agent(settings: Settings) -> Agent:
+    """The agent named by `AW_AGENT`."""
+    match settings.agent:
+        case "scripted":
+            from agent_workflow.agents.scripted import ScriptedAgent
+
+            return ScriptedAgent(
+                duration_s=settings.scripted_duration_s,
+                jitter_s=settings.scripted_jitter_s,
+                seed=settings.scripted_seed,
+            )
+        case "claude":
+            from agent_workflow.agents.factory import claude_agent
+
+            return claude_agent(settings)
+        case "command":
+            from agent_workflow.agents.factory import command_agent
+
+            return command_agent(settings)
+        case other:  # pragma: no cover - Settings validates the literal
+            raise ConfigError(f"unknown agent {other!r}")
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, forge: Forge | None = None, agent: Agent | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the store, forge and queue (BullMQ when `AW_REDIS_URL` is set, else embedded)."""
+    async with AsyncExitStack() as stack:
+        store = await connect(settings.database_url)
+        stack.push_async_callback(store.close)
+        if forge is None:
+            from agent_workflow.forge.factory import github_forge
+
+            forge = await stack.enter_async_context(github_forge(settings))
+        agent = agent or build_agent(settings)
+        core = build_core(
+            store,
+            forge,
+            agent,
+            RunnerSettings(
+                owner=settings.owner,
+                lease_s=settings.lease_s,
+                heartbeat_s=settings.heartbeat_s,
+                max_failures=settings.max_failures,
+                task_budget_usd=settings.task_budget_usd,
+            ),
+            own_login=settings.bot_login,
+        )
+        handler = JobHandler(store, core.router, clock.now)
+        queue = await _open_queue(settings, handler)
+        stack.push_async_callback(queue.close)
+        sweeper = Sweeper(
+            store,
+            queue,
+            clock.now,
+            grace_s=settings.sweep_grace_s,
+            interval_s=settings.sweep_interval_s,
+        )
+        yield Runtime(settings, store, forge, agent, core, handler, queue, sweeper)
+
+
+async def _open_queue(settings: Settings, handler: JobHandler) -> JobQueue:
+    if settings.redis_url is None:
+        from agent_workflow.queue.embedded import EmbeddedQueue
+
+        return EmbeddedQueue(
+            handler, concurrency=settings.concurrency, close_timeout=settings.shutdown_grace_s
+        )
+    await _check_redis(settings.redis_url)
+    from agent_workflow.queue.bullmq_backend import BullQueue
+
+    return BullQueue(settings.redis_url, settings.queue_name, settings.queue_prefix)
+
+
+async def _check_redis(url: str) -> None:
+    """Fail fast with one line: BullMQ's client would otherwise retry for minutes."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except (OSError, redis.RedisError) as exc:
+        raise ConfigError(f"cannot reach Redis at {url}: {exc}") from exc
+    finally:
+        await client.aclose()
