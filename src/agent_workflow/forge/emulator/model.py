@@ -1,0 +1,111 @@
+"""The emulator's records: plain mutable dataclasses, rendered to JSON by `render`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+#: Roles GitHub knows for a collaborator, strongest first.
+ROLES = ("admin", "maintain", "write", "triage", "read")
+
+
+def now() -> datetime:
+    """The emulator's clock (UTC, second precision like GitHub's timestamps)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class User:
+    """A GitHub account; logins ending in `[bot]` are of type `Bot`."""
+
+    login: str
+    id: int
+
+    @property
+    def type(self) -> str:
+        """`Bot` or `User`, as in GitHub's `user.type`."""
+        return "Bot" if self.login.endswith("[bot]") else "User"
+
+
+@dataclass
+class Label:
+    """A repository label."""
+
+    id: int
+    name: str
+    color: str = "ededed"
+    description: str | None = None
+
+
+@dataclass
+class Comment:
+    """An issue (or pull request) comment."""
+
+    id: int
+    issue_number: int
+    body: str
+    user: User
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class PullInfo:
+    """What makes an issue a pull request."""
+
+    head_owner: str
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    merged_at: datetime | None = None
+    merged_by: User | None = None
+    merge_sha: str | None = None
+
+    @property
+    def head_label(self) -> str:
+        """`owner:branch`, the form GitHub's `head` filter and messages use."""
+        return f"{self.head_owner}:{self.head_ref}"
+
+
+@dataclass
+class Issue:
+    """An issue; with `pull` set it is a pull request (they share one number sequence)."""
+
+    number: int
+    id: int
+    title: str
+    body: str
+    user: User
+    state: str = "open"
+    labels: list[Label] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    pull: PullInfo | None = None
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+    closed_at: datetime | None = None
+
+    def has_label(self, name: str) -> bool:
+        """Label names compare case-insensitively, as on GitHub."""
+        return any(label.name.lower() == name.lower() for label in self.labels)
+
+
+@dataclass
+class Repo:
+    """A repository with its issues, pull requests, labels, refs and collaborators."""
+
+    id: int
+    owner: User
+    name: str
+    default_branch: str
+    clone_url: str
+    private: bool = False
+    labels: dict[str, Label] = field(default_factory=dict)  # by lower-cased name
+    issues: dict[int, Issue] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/x" → sha
+    roles: dict[str, str] = field(default_factory=dict)  # lower-cased login → role
+    next_number: int = 1
+
+    @property
+    def full_name(self) -> str:
+        """`owner/name`."""
+        return f"{self.owner.login}/{self.name}"

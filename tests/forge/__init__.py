@@ -1,0 +1,1 @@
+"""Tests of the forge: the GitHub emulator and the REST adapter."""
