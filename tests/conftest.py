@@ -103,7 +103,9 @@ async def drop_pg_database(url: str) -> None:
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, migrated database URL on each backend."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aw.db'}"
+        url = f"sqlite:///{tmp_path / 'aw.db'}"
+        await (await connect(url)).close()  # migrated, like the PostgreSQL template
+        yield url
         return
     template = request.getfixturevalue("pg_template")
     url = await new_pg_database(template)
