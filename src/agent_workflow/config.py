@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     # Agents.
     agent: Literal["claude", "scripted", "command"] = "claude"
     agent_command: str | None = None
-    max_turns: int = 40
-    max_budget_usd: float = 5.0  # per phase run
+    max_turns: int | None = None  # per phase run; None: the agent's per-phase defaults
+    max_budget_usd: float | None = None  # per phase run; None: the agent's per-phase defaults
+    claude_model: str | None = None  # None: the CLI's default model
     task_budget_usd: float | None = 20.0  # per task, across attempts and resumes
     max_agents: int = 4  # agent runs at once in this process
     max_agents_per_repo: int = 2

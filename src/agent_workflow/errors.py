@@ -16,6 +16,12 @@ class LeaseLost(AgentWorkflowError):
     """
 
 
+class PhaseBusy(AgentWorkflowError):
+    """An event cannot be applied yet (e.g. a `/retry` while the blocked attempt's effects
+    are still being performed elsewhere). The delivery stays unrouted and is routed again.
+    """
+
+
 class ForgeError(AgentWorkflowError):
     """The forge refused a request definitely (4xx other than the handled ones)."""
 

@@ -86,3 +86,46 @@ async def test_retry__after_block_completes_and_clears_label(
     assert forge.labels[(REPO, 7)] == {"agent-planned"}
     assert len(agent.fresh_starts) == 2  # one per attempt
     assert len({c.session_id for c in agent.calls}) == 2
+
+
+async def test_retry__while_blocked_effects_run_elsewhere_is_routed_later(
+    store: Store, clock: FakeClock
+) -> None:
+    """Window: `/retry` arrives while another worker still performs the blocked attempt's effects.
+
+    The event must not be dropped: routing raises `PhaseBusy` so the delivery stays
+    unrouted and is routed again (queue retry or sweeper), and then it starts attempt 2.
+    """
+    import pytest
+
+    from agent_workflow.errors import PhaseBusy
+    from agent_workflow.store.phase_runs import Outcome as Recorded
+
+    forge = MemoryForge()
+    core = make_core(store, clock, forge=forge)
+    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    held = await store.phases.claim(run.id, "other", 30.0, clock())
+    assert held is not None
+    agent_run = await store.phases.start_agent(
+        held.guard, session_id="s", mode="fresh", owner="other", now=clock()
+    )
+    await store.phases.finish(
+        held.guard,
+        agent_run,
+        Recorded(PhaseStatus.BLOCKED, reason="stuck"),
+        effects_lease_s=30.0,
+        now=clock(),
+    )  # "other" is now posting effects
+    retry = event(Intent.RETRY)
+
+    with pytest.raises(PhaseBusy):
+        await core.router.route(retry)
+
+    clock.advance(31.0)  # "other" died; its effects lease expired
+    routed = await core.router.route(retry)
+    assert routed.status is PhaseStatus.COMPLETE
+    final = await store.phases.get(task.id, Phase.PLAN)
+    assert final is not None
+    assert final.attempt == 2
+    assert len([c for c in forge.comments[(REPO, 7)] if "agent-blocked" in c.body]) == 1

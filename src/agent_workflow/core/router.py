@@ -17,6 +17,7 @@ from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Event, Intent, Phase, PhaseStatus, Task, TaskInfo
 from agent_workflow.core.runner import PhaseRunner
 from agent_workflow.core.trust import Trust, is_bot
+from agent_workflow.errors import PhaseBusy
 from agent_workflow.store.db import Store
 
 log = structlog.get_logger(__name__)
@@ -142,6 +143,8 @@ class Router:
                 run.id, run.attempt, event.delivery_id, self._clock()
             ):
                 log.info("phase.retry", task=task.id, phase=phase, attempt=run.attempt + 1)
+            elif run is not None and run.status.is_final and not run.effects_done:
+                raise PhaseBusy(f"{phase} effects are being performed elsewhere; retry later")
             return Routed("ran", phase=phase, status=await self._runner.execute(task, phase))
         return Routed("noop", "nothing to retry")
 

@@ -1,0 +1,196 @@
+"""`ClaudeAgent`: a phase attempt run by the Claude Code CLI (via claude-agent-sdk).
+
+Sessions: the run uses `request.session_id` (a UUID the core derives from task,
+phase and attempt). If a transcript of that id exists it is resumed, whatever
+`request.resume` says: starting the id again would be a second fresh session
+beside the first (G2), and the CLI refuses that anyway. If resume was asked and
+no transcript exists (the predecessor died before the model's first answer, or
+on another machine), the session starts fresh under the same id and the result
+says `restarted=True`.
+
+Budgets: each phase has a turn limit and a dollar budget (`PhaseLimits`); the
+task's remaining cap (`request.budget_left_usd`) lowers the dollar budget when it
+is smaller. Running out of either is `Outcome.BLOCKED` with a reason naming it.
+Limits apply to each run: a resumed run gets the phase's turns and dollars
+afresh, bounded overall by the task's cap. `cost_usd` is what this run spent:
+the CLI's `total_cost_usd` restarts from the session's recorded cost when it
+resumes, and that part is subtracted (a run that was killed recorded none, so
+its spending is not reported by anyone).
+
+Environment: the CLI inherits this process's environment (so ANTHROPIC_API_KEY,
+ANTHROPIC_BASE_URL, CLAUDE_CONFIG_DIR, proxies... work as for the CLI itself),
+with `DEFAULT_CLI_ENV` and then `ClaudeConfig.env` on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk.types import SettingSource
+
+from agent_workflow.agents import transcripts
+from agent_workflow.agents.claude_cli import run_cli
+from agent_workflow.agents.claude_result import Budget, RunLog, to_result
+from agent_workflow.agents.claude_tools import guard_hooks, policy_for
+from agent_workflow.agents.phase_work import PhaseWork, run_phase
+from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.model import Phase
+from agent_workflow.workspace.limiter import RunLimiter
+from agent_workflow.workspace.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class PhaseLimits:
+    """How far one run of a phase may go (None: no limit)."""
+
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+
+
+# A plan reads; deliver reads, edits and runs tests; compound writes one note.
+DEFAULT_LIMITS: Mapping[Phase, PhaseLimits] = MappingProxyType(
+    {
+        Phase.PLAN: PhaseLimits(max_turns=60, max_budget_usd=3.0),
+        Phase.DELIVER: PhaseLimits(max_turns=200, max_budget_usd=15.0),
+        Phase.COMPOUND: PhaseLimits(max_turns=40, max_budget_usd=2.0),
+    }
+)
+
+# Added to the CLI's environment unless `ClaudeConfig.env` says otherwise.
+DEFAULT_CLI_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        # The CLI is pinned by the SDK wheel; updating itself under a worker would
+        # change behaviour between two attempts of the same phase.
+        "DISABLE_AUTOUPDATER": "1",
+    }
+)
+
+# The CLI's answer when `--resume` finds no conversation under that id.
+_NO_CONVERSATION = "No conversation found"
+
+
+@dataclass(frozen=True)
+class ClaudeConfig:
+    """How the Claude agent runs the CLI."""
+
+    limits: Mapping[Phase, PhaseLimits] = field(default_factory=lambda: DEFAULT_LIMITS)
+    model: str | None = None  # None: the CLI's default model
+    env: Mapping[str, str] = field(default_factory=dict)  # over os.environ and DEFAULT_CLI_ENV
+    cli_path: str | None = None  # None: the CLI bundled with claude-agent-sdk
+    allow_shell: bool = True  # deliver/compound may run Bash (not confined to the checkout)
+    # Which settings the CLI loads: "project" = the repository's CLAUDE.md and .claude/.
+    setting_sources: tuple[SettingSource, ...] = ("project",)
+
+
+class ClaudeAgent:
+    """An `Agent` that runs each phase with Claude Code in a git checkout of the issue's repo."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: ClaudeConfig | None = None,
+        limiter: RunLimiter | None = None,
+    ) -> None:
+        """Use `workspace` for checkouts; `limiter` bounds concurrent runs (None: unbounded)."""
+        self._workspace = workspace
+        self._config = config or ClaudeConfig()
+        self._limiter = limiter
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run (or resume) the phase in its checkout; commit and push what it produced."""
+        return await run_phase(request, self._workspace, self._session, self._limiter)
+
+    # -- one session -------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return {**DEFAULT_CLI_ENV, **self._config.env}
+
+    def _budget(self, request: AgentRequest) -> Budget:
+        limits = self._config.limits.get(request.phase, PhaseLimits())
+        phase_usd, left = limits.max_budget_usd, request.budget_left_usd
+        task_bound = left is not None and (phase_usd is None or left < phase_usd)
+        usd = left if task_bound else phase_usd
+        return Budget(limits.max_turns, usd, task_bound)
+
+    async def _session(self, work: PhaseWork) -> AgentResult:
+        request = work.request
+        budget = self._budget(request)
+        if budget.max_budget_usd is not None and budget.max_budget_usd <= 0:
+            return AgentResult(
+                Outcome.BLOCKED,
+                reason="task budget exhausted (nothing left for this run)",
+                session_id=request.session_id,
+                terminal_reason="budget_exhausted",
+            )
+        env = self._env()
+        config_dir = transcripts.config_dir(env)
+        found = await asyncio.to_thread(
+            transcripts.resumable_transcript, config_dir, request.session_id
+        )
+        if found is None:
+            log = await self._run(work, env, budget, resume=False, prior_usd=0.0)
+            return to_result(log, budget, restarted=request.resume)
+        prior = await asyncio.to_thread(transcripts.prior_cost, found)
+        log = await self._run(work, env, budget, resume=True, prior_usd=prior)
+        if not _lost_conversation(log):
+            return to_result(log, budget, restarted=False, prior_usd=prior)
+        # The CLI could not load what looked resumable: start the id afresh.
+        await asyncio.to_thread(transcripts.set_aside, found)
+        log = await self._run(work, env, budget, resume=False, prior_usd=0.0)
+        return to_result(log, budget, restarted=True)
+
+    async def _run(
+        self,
+        work: PhaseWork,
+        env: Mapping[str, str],
+        budget: Budget,
+        *,
+        resume: bool,
+        prior_usd: float,
+    ) -> RunLog:
+        log = RunLog(work.request.session_id)
+        # A resumed CLI counts the session's earlier cost against --max-budget-usd;
+        # the budget is for this run, so lift the limit by what was spent before.
+        cli_budget = dataclasses.replace(
+            budget,
+            max_budget_usd=None
+            if budget.max_budget_usd is None
+            else budget.max_budget_usd + prior_usd,
+        )
+        options = self._options(work, env, cli_budget, log, resume=resume)
+        prompt = work.resume_prompt if resume else work.prompt
+        return await run_cli(prompt, options, log)
+
+    def _options(
+        self, work: PhaseWork, env: Mapping[str, str], budget: Budget, log: RunLog, *, resume: bool
+    ) -> ClaudeAgentOptions:
+        policy = policy_for(work.read_only, self._config.allow_shell)
+        session_id = work.request.session_id
+        return ClaudeAgentOptions(
+            tools=list(policy.tools),
+            permission_mode=policy.permission_mode,
+            hooks=guard_hooks(policy, work.cwd),
+            system_prompt={"type": "preset", "preset": "claude_code"},
+            cwd=str(work.cwd),
+            env=dict(env),
+            model=self._config.model,
+            max_turns=budget.max_turns,
+            max_budget_usd=budget.max_budget_usd,
+            resume=session_id if resume else None,
+            session_id=None if resume else session_id,
+            setting_sources=list(self._config.setting_sources),
+            strict_mcp_config=True,  # no MCP servers from the repository's .mcp.json
+            cli_path=self._config.cli_path,
+            stderr=log.stderr.append,
+        )
+
+
+def _lost_conversation(log: RunLog) -> bool:
+    """True when a resume failed because the CLI found no conversation under the id."""
+    failed = log.result is None or log.result.is_error
+    return failed and _NO_CONVERSATION in log.failure()

@@ -1,0 +1,77 @@
+"""One run of the Claude Code CLI through claude-agent-sdk, killable on cancellation.
+
+The SDK's own clean-up, when the task running it is cancelled, first waits for
+the CLI to finish on its own (seconds, mid-turn) and can be cut short by the
+cancellation itself. The transport here stops the CLI at once instead (SIGTERM,
+then the SDK's escalation to SIGKILL), so a worker that loses its lease leaves
+no CLI behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import cast
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKError,
+    Message,
+    ResultError,
+    ResultMessage,
+    TextBlock,
+    query,
+)
+from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
+
+from agent_workflow.agents.claude_result import RunLog
+
+
+class _StoppableTransport(SubprocessCLITransport):
+    """The SDK's subprocess transport, terminating the CLI when closed by a cancelled task."""
+
+    async def close(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            self.terminate()
+        await super().close()
+
+    def terminate(self) -> None:
+        """Ask the CLI to stop now (no-op once it has exited)."""
+        process = getattr(self, "_process", None)
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+
+
+def _collect(log: RunLog, message: Message) -> None:
+    if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
+        text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+        if text.strip():
+            log.last_text = text
+    elif isinstance(message, ResultMessage):
+        log.result = message
+
+
+async def run_cli(prompt: str, options: ClaudeAgentOptions, log: RunLog) -> RunLog:
+    """Run the CLI to its end, filling `log`; SDK errors are recorded, not raised.
+
+    Cancellation is re-raised after the CLI has been stopped.
+    """
+    transport = _StoppableTransport(prompt=prompt, options=options)
+    stream = cast(
+        AsyncGenerator[Message, None], query(prompt=prompt, options=options, transport=transport)
+    )
+    try:
+        async for message in stream:
+            _collect(log, message)
+    except ResultError as exc:  # the CLI exits non-zero after an error result
+        if log.result is None:
+            log.error = str(exc)
+    except ClaudeSDKError as exc:
+        log.error = str(exc)
+    finally:
+        await stream.aclose()
+    return log

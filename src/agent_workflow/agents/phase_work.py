@@ -1,0 +1,192 @@
+"""The workspace around an agent run: checkout before, commit and push after.
+
+Every agent that edits a repository (Claude, a configured command) runs the
+same way; only the part in the middle differs, and it gets a `PhaseWork`:
+
+- plan: a detached, read-only checkout of the default branch, removed afterwards.
+- deliver: a worktree on `request.branch` (from the remote branch when it exists,
+  so a retry continues from pushed work). Afterwards everything left uncommitted
+  is committed and the branch pushed, for SUCCESS and for BLOCKED (the work
+  spent is kept; only SUCCESS leads to a pull request). A SUCCESS that changed
+  nothing becomes BLOCKED. After ERROR the worktree is kept as it is, because
+  the retry resumes the session that made it.
+- compound: a worktree on `<branch>-compound` from the merged default branch;
+  on SUCCESS the solution note and the CLAUDE.md pointer are made sure of,
+  committed and pushed.
+
+Artifacts (`AgentResult.artifacts`) after deliver and compound:
+
+    branch        the pushed branch
+    head_sha      the commit the branch points at on the remote
+    base_branch   the branch a pull request should target (the default branch)
+    solution_path (compound) the lesson's path in the repository
+
+Cancellation propagates untouched: a cancelled run commits and pushes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent_workflow.agents import compound, prompts
+from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.model import Phase
+from agent_workflow.workspace.git import GitError
+from agent_workflow.workspace.limiter import RunLimiter
+from agent_workflow.workspace.workspace import Workspace, Worktree
+
+
+@dataclass(frozen=True)
+class PhaseWork:
+    """One run's inputs: the request, where to work, and what to say."""
+
+    request: AgentRequest
+    cwd: Path
+    prompt: str  # the phase prompt, for a fresh session
+    resume_prompt: str  # what to say when resuming an interrupted session
+    read_only: bool  # plan: no edits anywhere
+
+    @property
+    def phase(self) -> Phase:
+        """The phase being run."""
+        return self.request.phase
+
+
+Runner = Callable[[PhaseWork], Awaitable[AgentResult]]
+
+
+async def run_phase(
+    request: AgentRequest, workspace: Workspace, runner: Runner, limiter: RunLimiter | None = None
+) -> AgentResult:
+    """Check out, run `runner` in the checkout, then commit/push as the phase requires."""
+    slot = limiter.slot(request.repo) if limiter else contextlib.nullcontext()
+    async with slot:
+        try:
+            worktree = await _checkout(workspace, request)
+            work = await _work(workspace, worktree, request)
+        except GitError as exc:
+            return AgentResult(
+                Outcome.ERROR, reason=f"workspace: {exc}", session_id=request.session_id
+            )
+        result = await runner(work)
+        try:
+            return await _finish(workspace, worktree, request, result)
+        except GitError as exc:
+            return dataclasses.replace(result, outcome=Outcome.ERROR, reason=f"workspace: {exc}")
+
+
+async def _checkout(workspace: Workspace, request: AgentRequest) -> Worktree:
+    match request.phase:
+        case Phase.PLAN:
+            name, branch = "plan", None
+        case Phase.DELIVER:
+            name, branch = "deliver", request.branch
+        case Phase.COMPOUND:
+            name, branch = "compound", compound.compound_branch(request)
+        case _:
+            raise AssertionError(f"unknown phase {request.phase!r}")
+    return await workspace.checkout(
+        request.repo,
+        request.clone_url,
+        issue_number=request.issue_number,
+        name=name,
+        base_branch=request.default_branch,
+        branch=branch,
+        keep=request.resume,
+    )
+
+
+async def _template(workspace: Workspace, worktree: Worktree, name: str) -> str:
+    override = await workspace.read_base_file(worktree, prompts.override_path(name))
+    return override if override is not None else prompts.default_template(name)
+
+
+async def _work(workspace: Workspace, worktree: Worktree, request: AgentRequest) -> PhaseWork:
+    extra = {"branch": worktree.branch or request.default_branch}
+    if request.phase is Phase.COMPOUND:
+        extra["solution_path"] = compound.solution_path(request)
+    values = prompts.template_values(request, extra)
+    prompt = prompts.render(await _template(workspace, worktree, request.phase.value), values)
+    resume = prompts.render(await _template(workspace, worktree, prompts.RESUME), values)
+    return PhaseWork(request, worktree.path, prompt, resume, request.phase is Phase.PLAN)
+
+
+async def _finish(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+) -> AgentResult:
+    if result.outcome is Outcome.ERROR:
+        return result  # keep the worktree: the retry resumes the session that edited it
+    match request.phase:
+        case Phase.PLAN:
+            await workspace.remove(worktree)
+            return result
+        case Phase.DELIVER:
+            return await _finish_deliver(workspace, worktree, request, result)
+        case Phase.COMPOUND:
+            return await _finish_compound(workspace, worktree, request, result)
+        case _:
+            raise AssertionError(f"unknown phase {request.phase!r}")
+
+
+def _commit_message(request: AgentRequest, result: AgentResult) -> str:
+    state = "" if result.outcome is Outcome.SUCCESS else "WIP (blocked): "
+    what = "lessons from" if request.phase is Phase.COMPOUND else "work on"
+    return (
+        f"{state}{request.title or 'issue'} (#{request.issue_number})\n\n"
+        f"agent-workflow: {request.phase.value} {what} issue #{request.issue_number}, "
+        f"attempt {request.attempt}."
+    )
+
+
+async def _commit_and_push(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+) -> dict[str, str] | None:
+    """Commit leftovers and push; None when the branch has nothing beyond the base."""
+    await workspace.commit_all(worktree, _commit_message(request, result))
+    if await workspace.commits_ahead(worktree) == 0:
+        return None
+    head = await workspace.push(worktree)
+    return {"branch": worktree.branch or "", "head_sha": head, "base_branch": worktree.base_branch}
+
+
+async def _finish_deliver(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+) -> AgentResult:
+    pushed = await _commit_and_push(workspace, worktree, request, result)
+    await workspace.remove(worktree)
+    if pushed is None:
+        if result.outcome is Outcome.SUCCESS:
+            reason = "the agent finished without changing anything"
+            return dataclasses.replace(result, outcome=Outcome.BLOCKED, reason=reason)
+        return result
+    return dataclasses.replace(result, artifacts={**result.artifacts, **pushed})
+
+
+async def _finish_compound(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+) -> AgentResult:
+    if result.outcome is not Outcome.SUCCESS:
+        await workspace.remove(worktree)
+        return result
+    wanted = compound.solution_path(request)
+    changed = await workspace.changed_paths(worktree)
+    notes = [p for p in changed if p.startswith(f"{compound.SOLUTIONS_DIR}/")]
+    if not notes:
+        if not await asyncio.to_thread((worktree.path / wanted).exists):
+            await asyncio.to_thread(
+                compound.write_fallback_solution, worktree.path, wanted, request, result.text
+            )
+        notes = [wanted]
+    await asyncio.to_thread(compound.ensure_pointer, worktree.path)
+    pushed = await _commit_and_push(workspace, worktree, request, result)
+    await workspace.remove(worktree)
+    if pushed is None:  # everything was already on the base branch
+        return result
+    solution = wanted if wanted in notes else sorted(notes)[0]
+    artifacts = {**result.artifacts, **pushed, "solution_path": solution}
+    return dataclasses.replace(result, artifacts=artifacts)

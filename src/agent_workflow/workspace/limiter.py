@@ -1,0 +1,47 @@
+"""How many agent runs may go at once: overall, and per repository."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_RUNS = 4  # agent runs are CPU- and memory-hungry Node processes
+DEFAULT_MAX_RUNS_PER_REPO = 2  # runs on one repo share its clone, its lock and its API quota
+
+
+@dataclass
+class RunLimiter:
+    """Asyncio semaphores bounding concurrent agent runs in this process.
+
+    A run waits for its repository's slot first and only then for a global
+    one, so a busy repository never holds global slots while it queues.
+    """
+
+    max_runs: int = DEFAULT_MAX_RUNS
+    max_runs_per_repo: int = DEFAULT_MAX_RUNS_PER_REPO
+    _global: asyncio.Semaphore = field(init=False, repr=False)
+    _per_repo: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False, repr=False)
+    _running: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.max_runs < 1 or self.max_runs_per_repo < 1:
+            raise ValueError("run limits must be at least 1")
+        self._global = asyncio.Semaphore(self.max_runs)
+
+    @property
+    def running(self) -> int:
+        """How many runs hold a slot right now."""
+        return self._running
+
+    @contextlib.asynccontextmanager
+    async def slot(self, repo: str) -> AsyncIterator[None]:
+        """Hold one slot for a run on `repo` (waits while the limits are reached)."""
+        repo_sem = self._per_repo.setdefault(repo, asyncio.Semaphore(self.max_runs_per_repo))
+        async with repo_sem, self._global:
+            self._running += 1
+            try:
+                yield
+            finally:
+                self._running -= 1

@@ -1,0 +1,327 @@
+"""Cached clones and per-task worktrees on deterministic branches.
+
+Layout under `root`::
+
+    repos/<owner>__<name>.git                      one bare clone per repository
+    repos/<owner>__<name>.git.lock                 its lock (see `locks`)
+    worktrees/<owner>__<name>/issue-<N>/<name>     one worktree per task and phase
+
+A checkout always fetches first, so deliver starts from what the remote has
+now. A branch checkout starts from the remote branch when it exists (a retry
+continues from the work already pushed), otherwise from the base branch.
+Whatever a dead process left behind (a half-made clone, a stale worktree
+registration, a directory git no longer knows, a local branch) is cleaned up
+and recreated, except that `keep=True` reuses a healthy worktree on the right
+branch: a resumed agent session expects to find its earlier edits there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_workflow.workspace.git import Git, GitError
+from agent_workflow.workspace.locks import RepoLocks
+
+REMOTE = "origin"
+
+# Fetch must not leave a background `gc --auto` holding ref locks after it returns.
+_NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+
+
+@dataclass(frozen=True)
+class GitAuthor:
+    """Author and committer of the commits the workspace makes for the agent."""
+
+    name: str = "agent-workflow[bot]"
+    email: str = "agent-workflow[bot]@users.noreply.github.com"
+
+    def env(self) -> dict[str, str]:
+        """The git environment variables that set author and committer."""
+        return {
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": self.email,
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": self.email,
+        }
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """A checkout for one task phase."""
+
+    repo: str
+    path: Path
+    branch: str | None  # None: a detached, read-only checkout
+    base_branch: str  # the remote branch it is measured against (the repo's default)
+    start_sha: str  # the commit it was created from
+
+
+def repo_dirname(repo: str) -> str:
+    """`owner/name` as one safe directory name (`owner__name`)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", repo.replace("/", "__"))
+
+
+@dataclass
+class Workspace:
+    """Clones, worktrees, commits and pushes for agent runs, under one root directory."""
+
+    root: Path
+    author: GitAuthor = field(default_factory=GitAuthor)
+    git: Git = field(default_factory=Git)
+    _locks: RepoLocks = field(default_factory=RepoLocks, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+
+    # -- paths -------------------------------------------------------------------
+
+    def clone_path(self, repo: str) -> Path:
+        """Where the bare clone of `repo` lives."""
+        return self.root / "repos" / f"{repo_dirname(repo)}.git"
+
+    def task_dir(self, repo: str, issue_number: int) -> Path:
+        """The directory holding every worktree of one task."""
+        return self.root / "worktrees" / repo_dirname(repo) / f"issue-{issue_number}"
+
+    # -- clone -------------------------------------------------------------------
+
+    async def sync(self, repo: str, clone_url: str) -> Path:
+        """Make sure the cached clone exists and has fetched the remote; return its path."""
+        clone = self.clone_path(repo)
+        async with self._locks.hold(clone):
+            await self._ensure_clone(clone, clone_url)
+            await self._fetch(clone)
+        return clone
+
+    async def _ensure_clone(self, clone: Path, clone_url: str) -> None:
+        if (clone / "HEAD").exists():
+            url = await self.git.run("remote", "get-url", REMOTE, cwd=clone)
+            if url.strip() != clone_url:
+                await self._run_recovering(clone, "remote", "set-url", REMOTE, clone_url)
+            return
+        # Build it aside and rename, so a crash never leaves a half-made clone in place.
+        tmp = clone.with_name(f"{clone.name}.tmp-{uuid.uuid4().hex[:8]}")
+        await self.git.run("init", "--quiet", "--bare", str(tmp))
+        await self.git.run("remote", "add", REMOTE, clone_url, cwd=tmp)
+        await self.git.run(
+            "config", f"remote.{REMOTE}.fetch", f"+refs/heads/*:refs/remotes/{REMOTE}/*", cwd=tmp
+        )
+        # A directory without HEAD is debris of a dead process.
+        await asyncio.to_thread(shutil.rmtree, clone, True)
+        tmp.rename(clone)
+
+    async def _fetch(self, clone: Path) -> None:
+        await self._run_recovering(clone, *_NO_AUTO_GC, "fetch", "--quiet", "--prune", REMOTE)
+
+    async def _run_recovering(self, clone: Path, *args: str) -> None:
+        """Run git in the clone; if a stale lock file stops it, remove the locks and retry once.
+
+        Called with the clone's lock held, so a lock file is most likely a
+        killed git's leftover (a live one would be an agent's own git command
+        in its worktree, which then fails once and is retried by the agent).
+        """
+        try:
+            await self.git.run(*args, cwd=clone)
+        except GitError as exc:
+            if ".lock" not in exc.stderr:
+                raise
+            await asyncio.to_thread(_remove_lock_files, clone)
+            await self.git.run(*args, cwd=clone)
+
+    async def remote_sha(self, clone: Path, branch: str) -> str | None:
+        """The fetched head of `branch` on the remote, or None when it has no such branch."""
+        code, out, _ = await self.git.run_full(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"refs/remotes/{REMOTE}/{branch}^{{commit}}",
+            cwd=clone,
+        )
+        return out.strip() if code == 0 else None
+
+    # -- worktrees -----------------------------------------------------------------
+
+    async def checkout(
+        self,
+        repo: str,
+        clone_url: str,
+        *,
+        issue_number: int,
+        name: str,
+        base_branch: str,
+        branch: str | None = None,
+        keep: bool = False,
+    ) -> Worktree:
+        """Fetch, then give a worktree `<task_dir>/<name>`.
+
+        With `branch`, the worktree is on that branch, starting from the remote
+        branch if it exists, else from `base_branch`. Without, it is detached at
+        the remote `base_branch` (for read-only work). `keep` reuses an existing
+        healthy worktree on the same branch instead of recreating it.
+        """
+        clone = self.clone_path(repo)
+        path = self.task_dir(repo, issue_number) / name
+        async with self._locks.hold(clone):
+            await self._ensure_clone(clone, clone_url)
+            await self._fetch(clone)
+            base_sha = await self.remote_sha(clone, base_branch)
+            if base_sha is None:
+                raise GitError(("checkout",), 1, f"remote has no branch {base_branch!r}")
+            if branch and keep and await self._on_branch(path, branch):
+                start = await self.git.run("rev-parse", "HEAD", cwd=path)
+                return Worktree(repo, path, branch, base_branch, start.strip())
+            await self._discard(clone, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if branch is None:
+                await self.git.run(
+                    "worktree", "add", "--quiet", "--detach", str(path), base_sha, cwd=clone
+                )
+                return Worktree(repo, path, None, base_branch, base_sha)
+            start_sha = await self.remote_sha(clone, branch) or base_sha
+            await self.git.run(
+                "worktree",
+                "add",
+                "--quiet",
+                "--no-track",
+                "-B",
+                branch,
+                str(path),
+                start_sha,
+                cwd=clone,
+            )
+            return Worktree(repo, path, branch, base_branch, start_sha)
+
+    async def _on_branch(self, path: Path, branch: str) -> bool:
+        if not (path / ".git").exists():
+            return False
+        code, out, _ = await self.git.run_full(
+            "symbolic-ref", "--quiet", "--short", "HEAD", cwd=path
+        )
+        return code == 0 and out.strip() == branch
+
+    async def _discard(self, clone: Path, path: Path) -> None:
+        await self.git.run_full("worktree", "remove", "--force", "--force", str(path), cwd=clone)
+        await asyncio.to_thread(shutil.rmtree, path, True)
+        await self.git.run("worktree", "prune", cwd=clone)
+
+    async def remove(self, worktree: Worktree) -> None:
+        """Delete one worktree (its branch stays in the clone; the remote is untouched)."""
+        clone = self.clone_path(worktree.repo)
+        async with self._locks.hold(clone):
+            await self._discard(clone, worktree.path)
+
+    async def release(self, repo: str, issue_number: int) -> int:
+        """Remove every worktree and local branch of a task (call when the task ends).
+
+        Returns how many worktree directories were removed.
+        """
+        clone = self.clone_path(repo)
+        task_dir = self.task_dir(repo, issue_number)
+        if not task_dir.exists():
+            return 0
+        async with self._locks.hold(clone):
+            removed = 0
+            for path in sorted(p for p in task_dir.iterdir() if p.is_dir()):
+                branch = await self._branch_of(path)
+                await self._discard(clone, path)
+                if branch:
+                    await self.git.run_full("branch", "-D", branch, cwd=clone)
+                removed += 1
+            await asyncio.to_thread(shutil.rmtree, task_dir, True)
+            return removed
+
+    async def _branch_of(self, path: Path) -> str | None:
+        if not (path / ".git").exists():
+            return None
+        code, out, _ = await self.git.run_full(
+            "symbolic-ref", "--quiet", "--short", "HEAD", cwd=path
+        )
+        return out.strip() if code == 0 else None
+
+    # -- commits -------------------------------------------------------------------
+
+    async def head(self, worktree: Worktree) -> str:
+        """The commit the worktree is at."""
+        return (await self.git.run("rev-parse", "HEAD", cwd=worktree.path)).strip()
+
+    async def changed_paths(self, worktree: Worktree) -> list[str]:
+        """Paths with uncommitted changes, untracked files included (relative to the worktree)."""
+        out = await self.git.run(
+            "status", "--porcelain", "--untracked-files=all", "-z", cwd=worktree.path
+        )
+        entries = [e for e in out.split("\0") if e]
+        paths: list[str] = []
+        skip_next = False
+        for entry in entries:
+            if skip_next:  # the source path of a rename
+                skip_next = False
+                continue
+            if entry[:1] in ("R", "C"):
+                skip_next = True
+            paths.append(entry[3:])
+        return paths
+
+    async def read_base_file(self, worktree: Worktree, name: str) -> str | None:
+        """The text of `name` on the remote base branch as fetched, or None when absent."""
+        code, out, _ = await self.git.run_full(
+            "show", f"refs/remotes/{REMOTE}/{worktree.base_branch}:{name}", cwd=worktree.path
+        )
+        return out if code == 0 else None
+
+    async def commit_all(self, worktree: Worktree, message: str) -> str | None:
+        """Commit everything left uncommitted (new files included); None when nothing was.
+
+        Returns the new commit's sha.
+        """
+        await self.git.run("add", "--all", cwd=worktree.path)
+        code, _, _ = await self.git.run_full("diff", "--cached", "--quiet", cwd=worktree.path)
+        if code == 0:
+            return None
+        await self.git.run(
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            message,
+            cwd=worktree.path,
+            env=self.author.env(),
+        )
+        return await self.head(worktree)
+
+    async def commits_ahead(self, worktree: Worktree) -> int:
+        """How many commits the worktree has that the remote base branch does not."""
+        out = await self.git.run(
+            "rev-list",
+            "--count",
+            f"refs/remotes/{REMOTE}/{worktree.base_branch}..HEAD",
+            cwd=worktree.path,
+        )
+        return int(out.strip() or "0")
+
+    async def push(self, worktree: Worktree) -> str:
+        """Push the worktree's HEAD to its branch on the remote; return the pushed sha.
+
+        Idempotent: pushing a commit the remote already has succeeds. Only
+        fast-forwards are pushed, so a branch someone else moved is an error
+        rather than lost work.
+        """
+        if worktree.branch is None:
+            raise GitError(("push",), 1, "a detached checkout has no branch to push")
+        sha = await self.head(worktree)
+        await self.git.run(
+            "push", "--quiet", REMOTE, f"{sha}:refs/heads/{worktree.branch}", cwd=worktree.path
+        )
+        return sha
+
+
+def _remove_lock_files(clone: Path) -> None:
+    """Delete stale `*.lock` files of refs (left when a git process was killed)."""
+    for lock in [*clone.glob("refs/**/*.lock"), *clone.glob("*.lock")]:
+        lock.unlink(missing_ok=True)
