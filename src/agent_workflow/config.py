@@ -63,8 +63,11 @@ class Settings(BaseSettings):
     scripted_seed: int = 0
 
     # Leases, recovery, concurrency.
-    lease_s: float = 60.0
-    heartbeat_s: float = 20.0
+    # Keep the phase lease no longer than BullMQ's lock: when BullMQ hands a dead worker's
+    # job to another (after lockDuration + stalledInterval), the lease has expired too and
+    # the new worker takes the phase over at once.
+    lease_s: float = 30.0
+    heartbeat_s: float = 10.0
     max_failures: int = 3
     concurrency: int = 4  # routing jobs at once per process
     sweep_interval_s: float = 15.0
