@@ -99,7 +99,7 @@ async def test_retry__while_blocked_effects_run_elsewhere_is_routed_later(
     import pytest
 
     from agent_workflow.errors import PhaseBusy
-    from agent_workflow.store.phase_runs import Outcome as Recorded
+    from agent_workflow.store.phase_runs import RecordedResult as Recorded
 
     forge = MemoryForge()
     core = make_core(store, clock, forge=forge)

@@ -151,7 +151,7 @@ async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeC
     from agent_workflow.core.effects import Effect, EffectKind
     from agent_workflow.core.ledger import Scope
     from agent_workflow.errors import LeaseLost
-    from agent_workflow.store.phase_runs import Outcome as Recorded
+    from agent_workflow.store.phase_runs import RecordedResult as Recorded
 
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
@@ -191,7 +191,7 @@ async def test_execute__crash_after_result_performs_only_outstanding_effects(
     store: Store, clock: FakeClock
 ) -> None:
     """Crash window: the result was recorded and the plan comment posted, then the worker died."""
-    from agent_workflow.store.phase_runs import Outcome as Recorded
+    from agent_workflow.store.phase_runs import RecordedResult as Recorded
 
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
@@ -280,3 +280,36 @@ async def test_ledger__crash_after_request_is_reconciled_on_retry(
     assert forge.calls["list_comments"] == 1
     assert forge.calls["create_comment"] == 1
     assert len(agent.calls) == 1
+
+
+async def test_execute__agent_errors_resume_then_fail_visibly(
+    store: Store, clock: FakeClock
+) -> None:
+    """The agent keeps erroring: each retry resumes the same session; after the limit the
+    phase is `failed` with a reason and one comment says so (G4: visibly failed)."""
+    forge = MemoryForge()
+    agent = ScriptedAgent(outcomes={Phase.PLAN: Outcome.ERROR})
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    routed = await core.router.route(event(Intent.START_PLAN))
+
+    assert routed.status is PhaseStatus.FAILED
+    assert [c.resume for c in agent.calls] == [False, True, True]
+    assert len({c.session_id for c in agent.calls}) == 1
+    comments = forge.comments[(REPO, 7)]
+    assert len(comments) == 1
+    assert "failed" in comments[0].body
+    assert forge.labels[(REPO, 7)] == {"agent-blocked"}
+
+
+async def test_execute__one_agent_error_is_resumed_to_completion(
+    store: Store, clock: FakeClock
+) -> None:
+    forge, agent = MemoryForge(), ScriptedAgent()
+    core = make_core(store, clock, forge=forge, agent=agent)
+
+    routed = await core.router.route(event(Intent.START_PLAN, body="agent-test: error plan"))
+
+    assert routed.status is PhaseStatus.COMPLETE
+    assert [c.resume for c in agent.calls] == [False, True]
+    assert len(forge.comments[(REPO, 7)]) == 1

@@ -25,7 +25,7 @@ from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.text import clean_text
 from agent_workflow.errors import LeaseLost
 from agent_workflow.store.db import Store
-from agent_workflow.store.phase_runs import Outcome as RecordedOutcome
+from agent_workflow.store.phase_runs import RecordedResult
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -252,13 +252,13 @@ class PhaseRunner:
                     return
 
 
-def _recorded(result: AgentResult) -> RecordedOutcome:
+def _recorded(result: AgentResult) -> RecordedResult:
     status = {
         Outcome.SUCCESS: PhaseStatus.COMPLETE,
         Outcome.BLOCKED: PhaseStatus.BLOCKED,
         Outcome.ERROR: PhaseStatus.PENDING,
     }[result.outcome]
-    return RecordedOutcome(
+    return RecordedResult(
         status=status,
         text=result.text,
         reason=result.reason,

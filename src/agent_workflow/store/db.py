@@ -88,6 +88,11 @@ class Store:
         self.phases = PhaseRuns(engine)
         self.effects = Effects(engine)
 
+    async def ping(self) -> None:
+        """One trivial query; raises if the database cannot answer it."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self.engine.dispose()

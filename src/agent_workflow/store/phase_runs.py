@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus
@@ -22,7 +22,7 @@ c = phase_runs.c
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RecordedResult:
     """What a finished agent run recorded (fenced)."""
 
     status: PhaseStatus
@@ -200,7 +200,7 @@ class PhaseRuns:
         self,
         guard: Guard,
         agent_run_id: int,
-        outcome: Outcome,
+        outcome: RecordedResult,
         *,
         effects_lease_s: float,
         now: float,
@@ -225,34 +225,31 @@ class PhaseRuns:
         self,
         guard: Guard,
         agent_run_id: int,
-        outcome: Outcome,
+        outcome: RecordedResult,
         *,
         max_failures: int,
         effects_lease_s: float,
         now: float,
     ) -> PhaseStatus:
-        """The agent errored: back to pending for another try, or failed after too many."""
-        async with self._engine.connect() as conn:
-            failures = (
-                await conn.execute(select(c.failures).where(c.id == guard.run_id))
-            ).scalar_one()
-        gave_up = failures + 1 >= max_failures
-        status = PhaseStatus.FAILED if gave_up else PhaseStatus.PENDING
+        """The agent errored: back to pending for another try, or failed after too many.
+
+        One fenced statement decides which, from the stored failure count.
+        """
+        gives_up = c.failures + 1 >= max_failures
         values: dict[str, Any] = {
-            "status": status.value,
+            "status": case((gives_up, PhaseStatus.FAILED.value), else_=PhaseStatus.PENDING.value),
             "failures": c.failures + 1,
             "blocked_reason": outcome.reason or "agent error",
             "cost_usd": c.cost_usd + outcome.cost_usd,
             "turns": c.turns + outcome.turns,
             "duration_s": c.duration_s + outcome.duration_s,
-            "lease_owner": None if not gave_up else c.lease_owner,
-            "lease_until": now + effects_lease_s if gave_up else None,
+            # Failed keeps the lease for its effects; pending frees it for the next claim.
+            "lease_until": case((gives_up, now + effects_lease_s), else_=None),
             "effects_done": False,
             "updated_at": now,
-            "finished_at": now if gave_up else None,
+            "finished_at": case((gives_up, now), else_=None),
         }
-        await self._fenced_with_audit(guard, agent_run_id, outcome, values)
-        return status
+        return await self._fenced_with_audit(guard, agent_run_id, outcome, values)
 
     async def effects_finished(self, guard: Guard, now: float) -> None:
         """All effects of the finished run are done: release the lease."""
@@ -320,15 +317,17 @@ class PhaseRuns:
         return _run(row) if row else None
 
     async def _fenced_with_audit(
-        self, guard: Guard, agent_run_id: int, outcome: Outcome, values: dict[str, Any]
-    ) -> None:
+        self, guard: Guard, agent_run_id: int, outcome: RecordedResult, values: dict[str, Any]
+    ) -> PhaseStatus:
         async with self._engine.begin() as conn:
             changed = await conn.execute(
                 update(phase_runs)
                 .where(c.id == guard.run_id, c.fence == guard.fence, c.status == "active")
                 .values(**values)
+                .returning(c.status)
             )
-            if changed.rowcount != 1:
+            status = changed.scalar()
+            if status is None:
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
             await conn.execute(
                 update(agent_runs)
@@ -342,6 +341,7 @@ class PhaseRuns:
                     terminal_reason=outcome.terminal_reason or outcome.reason or None,
                 )
             )
+        return PhaseStatus(status)
 
 
 def _run(row: Any) -> PhaseRun:

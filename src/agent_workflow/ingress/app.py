@@ -1,0 +1,226 @@
+"""The HTTP front door: `POST /webhooks/github` and `GET /healthz` (DESIGN §4.1, G4).
+
+A delivery is acknowledged with 202 only after its inbox row is committed, so
+an acknowledged webhook is never lost even if the process dies the next
+instant. GitHub does not retry failed deliveries, which is why dispatching
+(`on_accepted`) is best effort: a relay/sweeper re-dispatches any row that
+was never routed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agent_workflow.core.clock import now
+from agent_workflow.errors import BadEvent, ConfigError
+from agent_workflow.ingress import payload as payloads
+from agent_workflow.ingress.body import DEFAULT_MAX_BODY_BYTES, BodyRejected, read_limited
+from agent_workflow.ingress.events import DEFAULT_TRIGGERS, Ignored, Triggers, parse
+from agent_workflow.ingress.health import database_ok
+from agent_workflow.ingress.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
+from agent_workflow.store import Store
+
+log = structlog.get_logger(__name__)
+
+OnAccepted = Callable[[str, str], Awaitable[None]]
+"""Called with (delivery_id, hook_id) once a new delivery's row is committed."""
+
+WEBHOOK_PATH = "/webhooks/github"
+# GitHub gives a receiver 10 s before it marks the delivery failed; dispatching
+# is an optimisation (the sweeper catches up), so it may use only a slice of that.
+DISPATCH_TIMEOUT_S = 2.0
+# Column widths of the `deliveries` table: longer headers are refused with 400
+# rather than failing the insert on PostgreSQL (SQLite would silently store them).
+MAX_DELIVERY_ID = 200
+MAX_HOOK_ID = 100
+MAX_EVENT_NAME = 100
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """The GitHub headers that identify one delivery."""
+
+    event: str
+    delivery_id: str
+    hook_id: str
+
+
+def create_app(
+    store: Store,
+    on_accepted: OnAccepted,
+    *,
+    secret: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    clock: Callable[[], float] = now,
+    dispatch_timeout_s: float = DISPATCH_TIMEOUT_S,
+    triggers: Triggers = DEFAULT_TRIGGERS,
+) -> Starlette:
+    """The ingress ASGI app. Raises `ConfigError` without a secret or with a non-positive cap.
+
+    An empty secret would make every signature check compare against a
+    well-known key, so it is refused at start rather than accepted silently.
+    """
+    if not secret:
+        raise ConfigError("a webhook secret is required (AW_WEBHOOK_SECRET)")
+    if max_body_bytes <= 0:
+        raise ConfigError(f"max_body_bytes must be positive, not {max_body_bytes}")
+    webhooks = _Webhooks(
+        store, on_accepted, secret, max_body_bytes, clock, dispatch_timeout_s, triggers
+    )
+
+    async def healthz(_request: Request) -> JSONResponse:
+        if await database_ok(store):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "error": "database unreachable"}, 503)
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, webhooks.handle, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class _Webhooks:
+    """The webhook endpoint and its settings."""
+
+    store: Store
+    on_accepted: OnAccepted
+    secret: str
+    max_body_bytes: int
+    clock: Callable[[], float]
+    dispatch_timeout_s: float
+    triggers: Triggers
+
+    async def handle(self, request: Request) -> JSONResponse:
+        """Verify, parse, store, dispatch; the status code tells GitHub what happened."""
+        try:
+            raw = await read_limited(request, self.max_body_bytes)
+        except BodyRejected as exc:
+            return _refuse(exc.status, str(exc), request.headers)
+        verdict = verify(
+            self.secret,
+            raw,
+            request.headers.get(SIGNATURE_HEADER),
+            legacy_header=LEGACY_SIGNATURE_HEADER in request.headers,
+        )
+        if not verdict.ok:
+            return _refuse(401, verdict.value, request.headers)
+        delivery = _delivery_headers(request.headers)
+        if isinstance(delivery, str):
+            return _refuse(400, delivery, request.headers)
+        if delivery.event == "ping":
+            _log(delivery, "pong")
+            return JSONResponse({"status": "pong"})
+        return await self._event(delivery, raw)
+
+    async def _event(self, delivery: _Delivery, raw: bytes) -> JSONResponse:
+        try:
+            payload = payloads.decode(raw)
+            parsed = parse(delivery.event, payload, delivery.delivery_id, self.triggers)
+        except BadEvent as exc:
+            _log(delivery, "rejected", level=logging.WARNING, status=400, error=str(exc))
+            return JSONResponse({"error": str(exc)}, 400)
+        if isinstance(parsed, Ignored):
+            _log(delivery, "ignored", reason=parsed.reason)
+            return JSONResponse({"status": "ignored", "reason": parsed.reason})
+        try:
+            stored = await self.store.deliveries.record(
+                delivery_id=delivery.delivery_id,
+                hook_id=delivery.hook_id,
+                event=delivery.event,
+                action=_action(payload),
+                payload=payload,
+                now=self.clock(),
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
+            _log(
+                delivery, "store_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}"
+            )
+            return JSONResponse({"error": "database unavailable"}, 503)
+        if not stored:
+            _log(delivery, "duplicate")
+            return JSONResponse({"status": "duplicate"})
+        await self._dispatch(delivery)
+        _log(delivery, "accepted", intent=str(parsed.intent), repo=parsed.repo)
+        return JSONResponse({"status": "accepted"}, 202)
+
+    async def _dispatch(self, delivery: _Delivery) -> None:
+        """Hand the stored delivery on; a failure here loses nothing (the row is durable)."""
+        try:
+            async with asyncio.timeout(self.dispatch_timeout_s):
+                await self.on_accepted(delivery.delivery_id, delivery.hook_id)
+        except TimeoutError:
+            _log(
+                delivery,
+                "dispatch_timeout",
+                level=logging.WARNING,
+                timeout_s=self.dispatch_timeout_s,
+            )
+        except Exception as exc:  # whatever the hook raises, the 202 stands
+            _log(
+                delivery,
+                "dispatch_failed",
+                level=logging.ERROR,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+
+def _delivery_headers(headers: Headers) -> _Delivery | str:
+    """The identifying headers, or why they are unusable."""
+    event = headers.get("x-github-event", "").strip()
+    delivery_id = headers.get("x-github-delivery", "").strip()
+    hook_id = headers.get("x-github-hook-id", "").strip()
+    if not event or not delivery_id:
+        return "missing X-GitHub-Event or X-GitHub-Delivery"
+    if len(event) > MAX_EVENT_NAME:
+        return f"X-GitHub-Event longer than {MAX_EVENT_NAME} characters"
+    if len(delivery_id) > MAX_DELIVERY_ID:
+        return f"X-GitHub-Delivery longer than {MAX_DELIVERY_ID} characters"
+    if len(hook_id) > MAX_HOOK_ID:
+        return f"X-GitHub-Hook-ID longer than {MAX_HOOK_ID} characters"
+    return _Delivery(event, delivery_id, hook_id)
+
+
+def _action(payload: dict[str, Any]) -> str:
+    action = payload.get("action")
+    return action if isinstance(action, str) else ""
+
+
+def _refuse(status: int, error: str, headers: Headers) -> JSONResponse:
+    """Refuse before the delivery is trusted; the logged headers are as sent (truncated)."""
+    log.warning(
+        "webhook",
+        github_event=headers.get("x-github-event", "")[:MAX_EVENT_NAME],
+        delivery_id=headers.get("x-github-delivery", "")[:MAX_DELIVERY_ID],
+        outcome="rejected",
+        status=status,
+        error=error,
+    )
+    return JSONResponse({"error": error}, status)
+
+
+def _log(delivery: _Delivery, outcome: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    log.log(
+        level,
+        "webhook",
+        github_event=delivery.event,
+        delivery_id=delivery.delivery_id,
+        hook_id=delivery.hook_id,
+        outcome=outcome,
+        **fields,
+    )
