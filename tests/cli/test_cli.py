@@ -1,0 +1,64 @@
+"""The `aw` command line as a user meets it: a real subprocess each time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from agent_workflow.agents.scripted import ScriptedAgent
+from agent_workflow.core.model import Intent
+from agent_workflow.forge.memory import MemoryForge
+from agent_workflow.store import connect
+from tests.conftest import FakeClock
+from tests.core.helpers import event, make_core
+
+
+async def aw(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent_workflow.cli",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_status__json_lists_tasks_phases_and_effects(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'aw.db'}"
+    store = await connect(url)
+    core = make_core(store, FakeClock(), forge=MemoryForge(), agent=ScriptedAgent())
+    await core.router.route(event(Intent.START_PLAN, issue=3))
+    await store.close()
+
+    code, out, err = await aw("status", "--json", env={"AW_DATABASE_URL": url})
+
+    assert code == 0, err
+    [task] = json.loads(out)
+    assert task["issue"] == 3
+    assert [p["status"] for p in task["phases"]] == ["complete"]
+    assert task["effects_done"] == 2
+    assert task["effects_outstanding"] == []
+
+
+async def test_db_upgrade__creates_the_schema(tmp_path: Path) -> None:
+    code, out, _ = await aw(
+        "db", "upgrade", env={"AW_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"}
+    )
+    assert code == 0
+    assert "up to date" in out
+
+
+async def test_bad_config__one_line_and_exit_2(tmp_path: Path) -> None:
+    code, out, err = await aw("status", env={"AW_DATABASE_URL": "mysql://nope"})
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "configuration error" in err
+    assert "Traceback" not in err + out
