@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from agent_workflow.agents.scripted import ScriptedAgent
-from agent_workflow.core.model import Event, Intent
+from agent_workflow.core.model import Event, Intent, Phase, PhaseRun, PhaseStatus, Task, TaskInfo
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import Store
+from agent_workflow.store.phase_runs import RecordedResult
 from tests.conftest import FakeClock
 
 REPO = "acme/widgets"
@@ -59,3 +61,50 @@ def make_core(
         clock=clock,
         uncertain_backoff_s=0.0,
     )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """A phase run put into a recovery point by hand, as a (dead) worker left it."""
+
+    task: Task
+    run: PhaseRun  # as the holder saw it after its claim
+    agent_run_id: int | None
+
+
+async def seed_claimed(
+    store: Store, clock: FakeClock, *, owner: str, start_agent: bool = True, issue: int = 7
+) -> Seeded:
+    """The plan phase claimed by `owner` (and its agent started, unless told otherwise)."""
+    task = await store.tasks.ensure(TaskInfo(REPO, issue, title=f"Issue {issue}"), clock())
+    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
+    claimed = await store.phases.claim(run.id, owner, LEASE_S, clock())
+    assert claimed is not None
+    agent_run_id = None
+    if start_agent:
+        agent_run_id = await store.phases.start_agent(
+            claimed.guard, session_id="s", mode="fresh", owner=owner, now=clock()
+        )
+    return Seeded(task, claimed, agent_run_id)
+
+
+async def seed_finished(
+    store: Store,
+    clock: FakeClock,
+    status: PhaseStatus,
+    *,
+    owner: str,
+    text: str = "",
+    reason: str = "",
+) -> Seeded:
+    """The plan phase finished by `owner`, which still holds the lease for the effects."""
+    seeded = await seed_claimed(store, clock, owner=owner)
+    assert seeded.agent_run_id is not None
+    await store.phases.finish(
+        seeded.run.guard,
+        seeded.agent_run_id,
+        RecordedResult(status, text=text, reason=reason),
+        effects_lease_s=LEASE_S,
+        now=clock(),
+    )
+    return seeded

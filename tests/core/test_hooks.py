@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from agent_workflow.agents.protocol import Outcome
 from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.hooks import HookContext, on_phase_blocked, on_plan_complete
 from agent_workflow.core.ledger import Scope
 from agent_workflow.core.model import Intent, Phase, PhaseStatus
+from agent_workflow.errors import PhaseBusy
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import Store
 from tests.conftest import FakeClock
-from tests.core.helpers import REPO, event, make_core
+from tests.core.helpers import LEASE_S, REPO, event, make_core, seed_finished
 
 
 async def _ctx(store: Store, core_ledger: object, phase: Phase) -> HookContext:
@@ -96,33 +99,16 @@ async def test_retry__while_blocked_effects_run_elsewhere_is_routed_later(
     The event must not be dropped: routing raises `PhaseBusy` so the delivery stays
     unrouted and is routed again (queue retry or sweeper), and then it starts attempt 2.
     """
-    import pytest
-
-    from agent_workflow.errors import PhaseBusy
-    from agent_workflow.store.phase_runs import RecordedResult as Recorded
-
     forge = MemoryForge()
     core = make_core(store, clock, forge=forge)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    held = await store.phases.claim(run.id, "other", 30.0, clock())
-    assert held is not None
-    agent_run = await store.phases.start_agent(
-        held.guard, session_id="s", mode="fresh", owner="other", now=clock()
-    )
-    await store.phases.finish(
-        held.guard,
-        agent_run,
-        Recorded(PhaseStatus.BLOCKED, reason="stuck"),
-        effects_lease_s=30.0,
-        now=clock(),
-    )  # "other" is now posting effects
+    seeded = await seed_finished(store, clock, PhaseStatus.BLOCKED, owner="other", reason="stuck")
+    task = seeded.task  # "other" holds the lease and is posting the blocked effects
     retry = event(Intent.RETRY)
 
     with pytest.raises(PhaseBusy):
         await core.router.route(retry)
 
-    clock.advance(31.0)  # "other" died; its effects lease expired
+    clock.advance(LEASE_S + 1)  # "other" died; its effects lease expired
     routed = await core.router.route(retry)
     assert routed.status is PhaseStatus.COMPLETE
     final = await store.phases.get(task.id, Phase.PLAN)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from sqlalchemy import func, select
 
 from agent_workflow.agents.protocol import Outcome
 from agent_workflow.agents.scripted import ScriptedAgent
-from agent_workflow.core.effects import MARKER_PREFIX
+from agent_workflow.core.effects import MARKER_PREFIX, Effect, EffectKind
+from agent_workflow.core.hooks import HookContext
+from agent_workflow.core.ledger import Scope
 from agent_workflow.core.model import Intent, Phase, PhaseStatus
+from agent_workflow.errors import LeaseLost
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import Store
+from agent_workflow.store.phase_runs import RecordedResult as Recorded
 from agent_workflow.store.schema import agent_runs, effects, tasks
 from tests.conftest import FakeClock
-from tests.core.helpers import REPO, event, make_core
+from tests.core.helpers import LEASE_S, REPO, event, make_core, seed_claimed, seed_finished
 
 
 async def count(store: Store, table: object) -> int:
@@ -67,9 +72,7 @@ async def test_route__approve_before_plan_is_a_noop_with_one_comment(
     forge = MemoryForge()
     agent = ScriptedAgent(outcomes={Phase.PLAN: Outcome.ERROR})
     core = make_core(store, clock, forge=forge, agent=agent)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    await store.phases.ensure(task.id, Phase.PLAN, "d-x", clock())
-    await store.phases.claim((await store.phases.get(task.id, Phase.PLAN)).id, "other", 30, clock())  # type: ignore[union-attr]
+    task = (await seed_claimed(store, clock, owner="other", start_agent=False)).task
 
     for _ in range(3):
         routed = await core.router.route(event(Intent.APPROVE))
@@ -100,9 +103,7 @@ async def test_execute__reentered_under_live_lease_does_not_start_agent(
     """Another worker holds the phase and is alive: a duplicate must leave it alone (G2)."""
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    assert await store.phases.claim(run.id, "worker-b", 30.0, clock()) is not None
+    await seed_claimed(store, clock, owner="worker-b", start_agent=False)
 
     routed = await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
 
@@ -115,14 +116,9 @@ async def test_execute__takeover_resumes_the_same_session(store: Store, clock: F
     """The holder died after starting the agent; after its lease expires the next claim resumes."""
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    dead = await store.phases.claim(run.id, "worker-dead", 30.0, clock())
-    assert dead is not None
-    await store.phases.start_agent(
-        dead.guard, session_id="s", mode="fresh", owner="worker-dead", now=clock()
-    )
-    clock.advance(31.0)
+    seeded = await seed_claimed(store, clock, owner="worker-dead")
+    task, dead = seeded.task, seeded.run
+    clock.advance(LEASE_S + 1)
 
     routed = await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
 
@@ -146,23 +142,13 @@ async def test_execute__takeover_resumes_the_same_session(store: Store, clock: F
 
 async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeClock) -> None:
     """The first holder wakes after the takeover: its completion and effects are refused (G5)."""
-    import pytest
-
-    from agent_workflow.core.effects import Effect, EffectKind
-    from agent_workflow.core.ledger import Scope
-    from agent_workflow.errors import LeaseLost
-    from agent_workflow.store.phase_runs import RecordedResult as Recorded
 
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    zombie = await store.phases.claim(run.id, "zombie", 30.0, clock())
-    assert zombie is not None
-    zombie_agent_run = await store.phases.start_agent(
-        zombie.guard, session_id="s", mode="fresh", owner="zombie", now=clock()
-    )
-    clock.advance(31.0)
+    seeded = await seed_claimed(store, clock, owner="zombie")
+    task, zombie, zombie_agent_run = seeded.task, seeded.run, seeded.agent_run_id
+    assert zombie_agent_run is not None
+    clock.advance(LEASE_S + 1)
     await core.router.route(event(Intent.START_PLAN, delivery="d-1"))  # the takeover completes it
     calls_after_takeover = sum(forge.calls.values())
 
@@ -171,7 +157,7 @@ async def test_execute__zombie_cannot_complete_or_act(store: Store, clock: FakeC
             zombie.guard,
             zombie_agent_run,
             Recorded(PhaseStatus.COMPLETE, text="stale"),
-            effects_lease_s=30.0,
+            effects_lease_s=LEASE_S,
             now=clock(),
         )
     stale = Effect(f"{REPO}#7/plan/1/zombie-comment", EffectKind.COMMENT, REPO, 7, body="stale")
@@ -191,35 +177,20 @@ async def test_execute__crash_after_result_performs_only_outstanding_effects(
     store: Store, clock: FakeClock
 ) -> None:
     """Crash window: the result was recorded and the plan comment posted, then the worker died."""
-    from agent_workflow.store.phase_runs import RecordedResult as Recorded
 
     forge, agent = MemoryForge(), ScriptedAgent()
     core = make_core(store, clock, forge=forge, agent=agent)
-    task = await store.tasks.ensure(event(Intent.START_PLAN), clock())  # type: ignore[arg-type]
-    run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    held = await store.phases.claim(run.id, "dead", 30.0, clock())
-    assert held is not None
-    agent_run = await store.phases.start_agent(
-        held.guard, session_id="s", mode="fresh", owner="dead", now=clock()
-    )
-    await store.phases.finish(
-        held.guard,
-        agent_run,
-        Recorded(PhaseStatus.COMPLETE, text="the plan"),
-        effects_lease_s=30.0,
-        now=clock(),
-    )
+    seeded = await seed_finished(store, clock, PhaseStatus.COMPLETE, owner="dead", text="the plan")
+    task, held = seeded.task, seeded.run
     finished = await store.phases.get(task.id, Phase.PLAN)
     assert finished is not None
-    from agent_workflow.core.hooks import HookContext
-    from agent_workflow.core.ledger import Scope
 
     async def no_pr(_: int) -> None:
         raise AssertionError
 
     ctx = HookContext(task, finished, core.ledger, Scope(task.id, "plan", 1, held.guard), no_pr)
     await ctx.comment("plan-comment", "## Implementation plan\n\nthe plan")  # then the crash
-    clock.advance(31.0)
+    clock.advance(LEASE_S + 1)
 
     await core.router.route(event(Intent.START_PLAN, delivery="d-1"))
 
