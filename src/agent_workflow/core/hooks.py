@@ -100,7 +100,7 @@ async def on_plan_complete(ctx: HookContext) -> None:
     await ctx.comment(
         "plan-comment",
         f"## Implementation plan\n\n{plan}\n\n"
-        "Comment `/approve` to have the agent implement it, or `/agent plan` after editing the issue.",
+        "Comment `/approve` to have the agent implement it.",
     )
     await ctx.add_label("planned-label", LABEL_PLANNED)
     await ctx.clear_blocked_label()
