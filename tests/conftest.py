@@ -17,7 +17,9 @@ import pytest
 from agent_workflow.store import Store, connect
 from agent_workflow.store.db import create_engine, upgrade
 
-PG_ADMIN_URL = os.environ.get("AW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "AW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = os.environ.get("AW_TEST_BACKENDS", "sqlite,postgres").split(",")
 
 
