@@ -24,8 +24,9 @@ async def serve(
     forge: Forge | None = None,
     agent: Agent | None = None,
     started: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM. On start it recovers everything left unfinished."""
+    """Run until SIGINT/SIGTERM (or `stop` is set). On start it recovers everything unfinished."""
     secret = settings.require_webhook_secret()
     async with open_runtime(settings, forge=forge, agent=agent) as rt:
 
@@ -41,13 +42,13 @@ async def serve(
                 app, host=settings.host, port=settings.port, log_level="warning", lifespan="off"
             )
         )
-        stop = asyncio.Event()
+        sweeping = asyncio.Event()  # set: the sweeper stops
         embedded = settings.redis_url is None
         if embedded:
             # Unrouted deliveries, expired leases and outstanding effects of the last run.
             counts = await rt.sweeper.run_once(grace_s=0)
             log.info("serve.recovered", deliveries=counts.deliveries, phases=counts.phases)
-        sweeper = asyncio.create_task(rt.sweeper.run(stop))
+        sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers only a flag
             await asyncio.sleep(0.02)
@@ -61,9 +62,19 @@ async def serve(
         )
         if started is not None:
             started.set()
+        stopper = asyncio.create_task(_stop_when(stop, server))
         try:
             await serving
         finally:
-            stop.set()
+            stopper.cancel()
+            sweeping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+
+
+async def _stop_when(stop: asyncio.Event | None, server: uvicorn.Server) -> None:
+    """Take the same path as SIGTERM when the embedding code asks to stop."""
+    if stop is None:
+        return
+    await stop.wait()
+    server.should_exit = True
