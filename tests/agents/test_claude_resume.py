@@ -52,6 +52,11 @@ async def _start_worker(
     )
 
 
+def _transcribed_tool_use(config: Path) -> bool:
+    found = transcripts.find_transcript(config, SESSION)
+    return found is not None and '"tool_use"' in found.read_text()
+
+
 async def test_resume__a_worker_killed_mid_turn_is_resumed_with_its_earlier_turns(
     fake: FakeAnthropic,
     make_agent: Callable[..., ClaudeAgent],
@@ -73,6 +78,10 @@ async def test_resume__a_worker_killed_mid_turn_is_resumed_with_its_earlier_turn
     worker = await _start_worker(request, workspace, claude_env)
     async with asyncio.timeout(30):
         await fake.wait_for(lambda rec: len(rec.main(SESSION)) == 2)
+        # The CLI appends turn 1 to its transcript about when it sends turn 2's request;
+        # killing in between would leave only the prompt to resume.
+        while not _transcribed_tool_use(transcripts.config_dir(claude_env)):  # noqa: ASYNC110 - a file, no event
+            await asyncio.sleep(0.05)
     os.killpg(worker.pid, signal.SIGKILL)
     await worker.wait()
     config = transcripts.config_dir(claude_env)

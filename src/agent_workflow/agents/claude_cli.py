@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import sys
 from collections.abc import AsyncGenerator
 from typing import cast
 
@@ -28,9 +30,20 @@ from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITra
 
 from agent_workflow.agents.claude_result import RunLog
 
+# A CLI orphaned by a SIGKILLed worker would go on answering (and spending) beside the
+# takeover's resume of the same session (G2). On Linux, `setpriv --pdeathsig` has the
+# kernel kill the CLI when its parent dies, however it dies.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+
 
 class _StoppableTransport(SubprocessCLITransport):
-    """The SDK's subprocess transport, terminating the CLI when closed by a cancelled task."""
+    """The SDK's subprocess transport: the CLI dies with its worker, and stops on cancel."""
+
+    def _build_command(self) -> list[str]:
+        command: list[str] = super()._build_command()
+        if _SETPRIV is None:
+            return command
+        return [_SETPRIV, "--pdeathsig", "KILL", "--", *command]
 
     async def close(self) -> None:
         task = asyncio.current_task()
