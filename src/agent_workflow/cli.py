@@ -46,7 +46,7 @@ def serve(
     """Receive GitHub webhooks; without AW_REDIS_URL also route them in-process."""
     from agent_workflow.service.serve import serve as run_serve
 
-    _run(lambda s: run_serve(s), host=host, port=port)
+    _run(lambda s: run_serve(s, handle_signals=True), host=host, port=port)
 
 
 @app.command()

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import pytest
-import uvicorn
+from typing import Any
 
 from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.config import load_settings
@@ -64,30 +61,10 @@ class System:
         return [c.body for c in await self.emu.admin.comments(REPO, issue) if c.author == BOT]
 
 
-class StoppableServer(uvicorn.Server):
-    """uvicorn as `serve()` builds it, but stoppable by the test instead of by a signal.
-
-    Stopping through `should_exit` takes the same path as SIGTERM (graceful shutdown,
-    then `serve()`'s own cleanup); cancelling the task instead would skip uvicorn's
-    shutdown and leak its listening socket. Signals are left to pytest.
-    """
-
-    instances: ClassVar[list[StoppableServer]] = []
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        StoppableServer.instances.append(self)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def running_system(
     store: Store,
     db_url: str,
-    monkeypatch: pytest.MonkeyPatch,
     *,
     agent: ScriptedAgent | None = None,
     before_start: Callable[[EmulatorServer], Awaitable[None]] | None = None,
@@ -98,8 +75,6 @@ async def running_system(
     `before_start` runs once the emulator is set up and before `serve()` starts (to leave
     work behind as a dead process would); `settings` override the AW settings.
     """
-    monkeypatch.setattr(uvicorn, "Server", StoppableServer)
-    StoppableServer.instances.clear()
     port = free_port()
     hook_url = f"http://127.0.0.1:{port}/webhooks/github"
     async with EmulatorServer(token=TOKEN, webhook_url=hook_url, webhook_secret=SECRET) as emu:
@@ -120,9 +95,9 @@ async def running_system(
         )
         async with github_forge(emu) as forge:
             agent = agent or ScriptedAgent()
-            started = asyncio.Event()
+            started, stopping = asyncio.Event(), asyncio.Event()
             served = asyncio.create_task(
-                serve(aw_settings, forge=forge, agent=agent, started=started)
+                serve(aw_settings, forge=forge, agent=agent, started=started, stop=stopping)
             )
             ready = asyncio.create_task(started.wait())
             await asyncio.wait({served, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -132,13 +107,12 @@ async def running_system(
             try:
                 yield System(emu, forge, agent, store)
             finally:
-                await stop(served)
+                await stop(served, stopping)
 
 
-async def stop(served: asyncio.Task[Any]) -> None:
+async def stop(served: asyncio.Task[Any], stopping: asyncio.Event) -> None:
     """Shut `serve()` down the way SIGTERM does; cancel only if that hangs."""
-    for server in StoppableServer.instances:
-        server.should_exit = True
+    stopping.set()
     try:
         await asyncio.wait_for(asyncio.shield(served), timeout=10)
     except TimeoutError:

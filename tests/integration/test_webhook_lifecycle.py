@@ -44,11 +44,9 @@ HAPPY_PATH_ENDPOINTS = {COMMENTS_POST, LABELS_POST, PULLS_POST, PERMISSION_GET}
 
 
 @pytest.fixture
-async def system(
-    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[System]:
+async def system(store: Store, db_url: str) -> AsyncIterator[System]:
     """The served system with production settings (only the agent is scripted)."""
-    async with running_system(store, db_url, monkeypatch) as running:
+    async with running_system(store, db_url) as running:
         yield running
 
 
@@ -203,7 +201,7 @@ async def test_bot_events__own_comments_and_labels_start_nothing(system: System)
 
 
 async def test_redeliveries_and_an_eager_sweeper__still_exactly_once(
-    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, db_url: str
 ) -> None:
     """Windows: a delivery arriving again (twice at once) while its phase runs, and the
     sweeper re-dispatching pending phases and unrouted deliveries as soon as it sees them.
@@ -213,7 +211,7 @@ async def test_redeliveries_and_an_eager_sweeper__still_exactly_once(
     """
     agent = ScriptedAgent(duration_s=0.3)  # long enough for duplicates to arrive mid-phase
     async with running_system(
-        store, db_url, monkeypatch, agent=agent, sweep_interval_s=0.02, sweep_grace_s=0.0
+        store, db_url, agent=agent, sweep_interval_s=0.02, sweep_grace_s=0.0
     ) as system:
         emu = system.emu
         issue = await emu.admin.create_issue(REPO, "Add widgets", author=TRUSTED)
@@ -252,11 +250,11 @@ async def test_redeliveries_and_an_eager_sweeper__still_exactly_once(
 
 
 async def test_approve_during_plan__one_helpful_comment_then_approve_works(
-    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, db_url: str
 ) -> None:
     """`/approve` while the plan still runs starts nothing and says so at most once."""
     agent = ScriptedAgent(duration_s=1.0)  # the window in which `/approve` is too early
-    async with running_system(store, db_url, monkeypatch, agent=agent) as system:
+    async with running_system(store, db_url, agent=agent) as system:
         emu = system.emu
         issue = await emu.admin.create_issue(REPO, "Add widgets", author=TRUSTED)
         await emu.admin.add_label(REPO, issue, "agent", user=TRUSTED)
@@ -320,9 +318,7 @@ async def test_blocked_plan__retry_posts_plan_and_clears_the_label(system: Syste
     }
 
 
-async def test_restart__recovers_the_phase_a_dead_worker_left(
-    store: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_restart__recovers_the_phase_a_dead_worker_left(store: Store, db_url: str) -> None:
     """Window: a worker claimed the plan, started the agent and died; then `aw serve` starts.
 
     Start-up recovery finds the expired lease and resumes the same agent session (G2, G4):
@@ -347,7 +343,7 @@ async def test_restart__recovers_the_phase_a_dead_worker_left(
         )
         await emu.admin.reset_counters()
 
-    async with running_system(store, db_url, monkeypatch, before_start=dead_worker) as system:
+    async with running_system(store, db_url, before_start=dead_worker) as system:
         await system.phase_settled(issue_number, Phase.PLAN)
 
         assert [(c.phase, c.resume) for c in system.agent.calls] == [(Phase.PLAN, True)]

@@ -99,8 +99,7 @@ async def on_plan_complete(ctx: HookContext) -> None:
     plan = ctx.run.result_text or "(the agent returned an empty plan)"
     await ctx.comment(
         "plan-comment",
-        f"## Implementation plan\n\n{plan}\n\n"
-        "Comment `/approve` to have the agent implement it.",
+        f"## Implementation plan\n\n{plan}\n\nComment `/approve` to have the agent implement it.",
     )
     await ctx.add_label("planned-label", LABEL_PLANNED)
     await ctx.clear_blocked_label()

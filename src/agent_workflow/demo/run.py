@@ -90,7 +90,9 @@ class Demo:
                 return
             await asyncio.sleep(0.2)
         sent = [(d.event, d.action, d.status_code, d.error) for d in await self.admin.deliveries()]
-        raise TimeoutError(f"#{issue}: no comment with {needle!r} after {timeout_s} s; deliveries: {sent}")
+        raise TimeoutError(
+            f"#{issue}: no comment with {needle!r} after {timeout_s} s; deliveries: {sent}"
+        )
 
     async def phase_status(self, issue: int, phase: Phase) -> PhaseStatus | None:
         assert self.store is not None
@@ -169,7 +171,9 @@ class Demo:
                     "issue": issue,
                     "bot_comments": len(comments),
                     "labels": sorted(await self.admin.labels(REPO, issue)),
-                    "pull_requests": [p.number for p in pulls if _head(p) == f"agent/issue-{issue}"],
+                    "pull_requests": [
+                        p.number for p in pulls if _head(p) == f"agent/issue-{issue}"
+                    ],
                     "phases": {p.value: str(await self.phase_status(issue, p)) for p in Phase},
                 }
             )

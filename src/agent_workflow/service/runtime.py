@@ -61,6 +61,8 @@ async def open_runtime(
     settings: Settings, *, forge: Forge | None = None, agent: Agent | None = None
 ) -> AsyncIterator[Runtime]:
     """Open the store, forge and queue (BullMQ when `AW_REDIS_URL` is set, else embedded)."""
+    if settings.redis_url is not None:
+        await _check_redis(settings.redis_url)  # before any state changes
     async with AsyncExitStack() as stack:
         store = await connect(settings.database_url)
         stack.push_async_callback(store.close)
@@ -102,7 +104,6 @@ async def _open_queue(settings: Settings, handler: JobHandler) -> JobQueue:
         return EmbeddedQueue(
             handler, concurrency=settings.concurrency, close_timeout=settings.shutdown_grace_s
         )
-    await _check_redis(settings.redis_url)
     from agent_workflow.queue.bullmq_backend import BullQueue
 
     return BullQueue(settings.redis_url, settings.queue_name, settings.queue_prefix)

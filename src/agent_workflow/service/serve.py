@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 
 import structlog
 import uvicorn
 
 from agent_workflow.agents.protocol import Agent
+from agent_workflow.asgi_server import QuietServer, listen, wait_started
 from agent_workflow.config import Settings
+from agent_workflow.errors import ConfigError
 from agent_workflow.forge.protocol import Forge
 from agent_workflow.ingress.app import create_app
 from agent_workflow.service.jobs import route_job
@@ -25,56 +28,69 @@ async def serve(
     agent: Agent | None = None,
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
+    handle_signals: bool = False,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or `stop` is set). On start it recovers everything unfinished."""
+    """Serve until `stop` is set (or SIGTERM/SIGINT with `handle_signals`).
+
+    On start it recovers everything left unfinished. On stop it stops accepting
+    webhooks, lets running jobs finish for `AW_SHUTDOWN_GRACE_S`, then cancels them,
+    which releases their leases so the next start resumes them at once.
+    """
     secret = settings.require_webhook_secret()
-    async with open_runtime(settings, forge=forge, agent=agent) as rt:
+    try:
+        sock = listen(settings.host, settings.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {settings.host}:{settings.port} (AW_HOST, AW_PORT): {exc.strerror}"
+        ) from exc
+    stop = stop or asyncio.Event()
+    if handle_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    with sock:
+        async with open_runtime(settings, forge=forge, agent=agent) as rt:
 
-        async def on_accepted(delivery_id: str, hook_id: str) -> None:
-            job_id, data = route_job(delivery_id, hook_id)
-            await rt.queue.enqueue(job_id, data)
+            async def on_accepted(delivery_id: str, hook_id: str) -> None:
+                job_id, data = route_job(delivery_id, hook_id)
+                await rt.queue.enqueue(job_id, data)
 
-        app = create_app(
-            rt.store, on_accepted, secret=secret, max_body_bytes=settings.webhook_max_body_bytes
-        )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app, host=settings.host, port=settings.port, log_level="warning", lifespan="off"
+            app = create_app(
+                rt.store, on_accepted, secret=secret, max_body_bytes=settings.webhook_max_body_bytes
             )
-        )
-        sweeping = asyncio.Event()  # set: the sweeper stops
-        embedded = settings.redis_url is None
-        if embedded:
-            # Unrouted deliveries, expired leases and outstanding effects of the last run.
-            counts = await rt.sweeper.run_once(grace_s=0)
-            log.info("serve.recovered", deliveries=counts.deliveries, phases=counts.phases)
-        sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers only a flag
-            await asyncio.sleep(0.02)
-        if serving.done():  # it could not bind: surface the error
-            await serving
-        log.info(
-            "serve.listening",
-            host=settings.host,
-            port=settings.port,
-            mode="embedded" if embedded else "bullmq",
-        )
-        if started is not None:
-            started.set()
-        stopper = asyncio.create_task(_stop_when(stop, server))
-        try:
-            await serving
-        finally:
-            stopper.cancel()
-            sweeping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            server = QuietServer(
+                uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+            )
+            embedded = settings.redis_url is None
+            if embedded:
+                # Unrouted deliveries, expired leases and outstanding effects of the last run.
+                counts = await rt.sweeper.run_once(grace_s=0)
+                log.info("serve.recovered", deliveries=counts.deliveries, phases=counts.phases)
+            sweeping = asyncio.Event()  # set: the sweeper stops
+            sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            stopper = asyncio.create_task(_stop_when(stop, server))
+            try:
+                await wait_started(server, serving, sock)
+                log.info(
+                    "serve.listening",
+                    host=settings.host,
+                    port=settings.port,
+                    mode="embedded" if embedded else "bullmq",
+                )
+                if started is not None:
+                    started.set()
+                await serving
+            finally:
+                stopper.cancel()
+                sweeping.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            log.info("serve.stopping", grace_s=settings.shutdown_grace_s)
+        # Leaving open_runtime closed the queue: running jobs finished or released.
+    log.info("serve.stopped")
 
 
-async def _stop_when(stop: asyncio.Event | None, server: uvicorn.Server) -> None:
-    """Take the same path as SIGTERM when the embedding code asks to stop."""
-    if stop is None:
-        return
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
     await stop.wait()
     server.should_exit = True

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from agent_workflow.errors import ConfigError
@@ -107,9 +107,14 @@ async def connect(url: str, *, migrate: bool = True, connect_timeout_s: float = 
     if migrate:
         try:
             await asyncio.wait_for(upgrade(engine), connect_timeout_s)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, DBAPIError) as exc:
             await engine.dispose()
-            raise ConfigError(
-                f"cannot reach database {make_url(url).render_as_string()}: {exc}"
-            ) from exc
+            shown = make_url(url).render_as_string()  # password hidden
+            reason = getattr(exc, "orig", None) or exc
+            raise ConfigError(f"cannot use database {shown}: {_one_line(reason)}") from exc
     return Store(engine)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

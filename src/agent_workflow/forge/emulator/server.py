@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
-import socket
 import threading
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from agent_workflow.asgi_server import QuietServer, base_url, listen, wait_started
 from agent_workflow.forge.emulator.app import build_app
 from agent_workflow.forge.emulator.client import EmulatorAdmin
 from agent_workflow.forge.emulator.core import DEFAULT_BOT, DEFAULT_TOKEN, Emulator, EmulatorConfig
@@ -23,28 +23,6 @@ from agent_workflow.forge.emulator.core import DEFAULT_BOT, DEFAULT_TOKEN, Emula
 GRACEFUL_SHUTDOWN = 2
 #: How long start-up may take before we call it a failure.
 START_TIMEOUT = 10.0
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without signal handling: the host process (pytest, the CLI) owns signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind first, so port 0 gives a free port we know before serving.
-
-    The explicit IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on sockets
-    whose `proto` says TCP, and without it every answer (headers and body are
-    written separately) waits ~40 ms for a delayed ACK.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def _uvicorn_config(app: ASGIApp) -> uvicorn.Config:
@@ -60,33 +38,18 @@ def _uvicorn_config(app: ASGIApp) -> uvicorn.Config:
     )
 
 
-def _url(host: str, sock: socket.socket) -> str:
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{sock.getsockname()[1]}"
-
-
-async def _started(server: uvicorn.Server, task: asyncio.Task[None], sock: socket.socket) -> None:
-    """Return once `server` accepts connections; raise if it died trying."""
-    while not server.started:
-        if task.done():
-            sock.close()
-            await task  # raises the start-up error
-            raise RuntimeError("the server stopped during start-up")
-        await asyncio.sleep(0.01)
-
-
 @contextlib.asynccontextmanager
 async def serve_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve any ASGI app on this loop (a free port by default); yields its base URL.
 
     Handy for a webhook receiver in tests: `async with serve_app(app) as url: ...`.
     """
-    sock = _listen(host, port)
-    server = _EmbeddedServer(_uvicorn_config(app))
+    sock = listen(host, port)
+    server = QuietServer(_uvicorn_config(app))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    await _started(server, task, sock)
+    await wait_started(server, task, sock)
     try:
-        yield _url(host, sock)
+        yield base_url(host, sock)
     finally:
         server.should_exit = True
         await task
@@ -134,7 +97,7 @@ class EmulatorServer:
         self.url = ""
         self._emulator: Emulator | None = None
         self._admin: EmulatorAdmin | None = None
-        self._server: _EmbeddedServer | None = None
+        self._server: QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
@@ -197,13 +160,13 @@ class EmulatorServer:
             await self._finish()
 
     async def _serve(self) -> None:
-        sock = _listen(self.host, self.port)
-        self.port, self.url = sock.getsockname()[1], _url(self.host, sock)
+        sock = listen(self.host, self.port)
+        self.port, self.url = sock.getsockname()[1], base_url(self.host, sock)
         self._emulator = Emulator(self.config)
         self._emulator.set_api_url(self.url)
-        self._server = _EmbeddedServer(_uvicorn_config(build_app(self._emulator)))
+        self._server = QuietServer(_uvicorn_config(build_app(self._emulator)))
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        await _started(self._server, self._task, sock)
+        await wait_started(self._server, self._task, sock)
 
     def _request_exit(self) -> None:
         if self._server is not None:
@@ -255,13 +218,13 @@ def main(
     )
 
     async def run() -> None:
-        sock = _listen(host, port)
-        url = _url(host, sock)
+        sock = listen(host, port)
+        url = base_url(host, sock)
         emulator = Emulator(config)
         emulator.set_api_url(url)
         for full_name in repos:
             emulator.state.create_repo(full_name)
-        server = _EmbeddedServer(_uvicorn_config(build_app(emulator)))
+        server = QuietServer(_uvicorn_config(build_app(emulator)))
 
         def stop() -> None:
             server.should_exit = True
