@@ -19,13 +19,16 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from agent_workflow.agents.protocol import AgentRequest, AgentResult
 from agent_workflow.agents.scripted import ScriptedAgent
+from agent_workflow.core.effects import is_hint
 from agent_workflow.core.model import Event, Intent, Phase
+from agent_workflow.errors import PhaseBusy
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import connect
 from agent_workflow.store.schema import agent_runs, phase_runs
@@ -135,7 +138,8 @@ async def scenario(db_url: str, steps: list[tuple[str, int, str, str]]) -> None:
                 faults.forge[method] = fault
             elif fault == "drop":
                 forge.inject(method, "drop")
-            with contextlib.suppress(Died):
+            # PhaseBusy: the queue would deliver it again later, as the drain below does.
+            with contextlib.suppress(Died, PhaseBusy):
                 await core.router.route(ev)
             faults.agent_dies = False
             faults.forge.clear()
@@ -200,17 +204,21 @@ async def check_guarantees(store: object, forge: MemoryForge, repo: str) -> None
         )
         assert all(n == 1 for n in keys.values()), keys
         ledger = await store.effects.for_task(task.id)
-        assert all(e.status.value == "done" for e in ledger)
-        comment_keys = {e.key for e in ledger if e.kind == "comment"}
-        assert comment_keys == set(keys), (comment_keys, keys)
+        assert all(e.status.value == "done" for e in ledger if not is_hint(e.key)), [
+            e for e in ledger if e.status.value != "done"
+        ]
+        comment_keys = {e.key for e in ledger if e.kind == "comment" and e.status.value == "done"}
+        assert comment_keys <= set(keys), (comment_keys, keys)
+        assert {k for k in keys if not is_hint(k)} <= {e.key for e in ledger}
     heads = Counter(p.head for p in forge.pulls[repo])
     assert all(n == 1 for n in heads.values()), heads
     assert all(p.head.startswith("agent/issue-") for p in forge.pulls[repo])
     _ = Phase
 
 
+@pytest.mark.timeout(600)  # shrinking a failure on PostgreSQL takes minutes
 @settings(
-    max_examples=40,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -226,6 +234,13 @@ async def check_guarantees(store: object, forge: MemoryForge, repo: str) -> None
     ]
 )
 @example(steps=[("plan", 1, "agent", "x"), ("plan", 1, "none", "x"), ("expire", 1, "none", "x")])
+@example(
+    steps=[
+        ("plan", 3, "none", "x"),
+        ("approve", 3, "before", "create_comment"),
+        ("retry", 3, "none", "x"),
+    ]
+)
 def test_random_interleavings_keep_guarantees(
     db_url: str, steps: list[tuple[str, int, str, str]]
 ) -> None:

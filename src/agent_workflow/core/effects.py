@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 MARKER_PREFIX = "<!-- agent-workflow:effect="
+# Hints (e.g. "the plan is not ready yet") are at most once, not exactly once: no phase
+# owns them, so one whose request was cut off stays `started` until the same hint is
+# needed again (then it is reconciled). Checks of "nothing outstanding" skip them.
+HINT_PREFIX = "hint-"
 
 
 class EffectKind(StrEnum):
@@ -46,6 +50,11 @@ class Effect:
     def marked_body(self) -> str:
         """The body with the hidden effect marker appended."""
         return f"{self.body.rstrip()}\n\n{marker(self.key)}"
+
+
+def is_hint(key: str) -> bool:
+    """True for an at-most-once hint effect (see `HINT_PREFIX`)."""
+    return key.rsplit("/", 1)[-1].startswith(HINT_PREFIX)
 
 
 def effect_key(repo: str, issue_number: int, phase: str, attempt: int, name: str) -> str:

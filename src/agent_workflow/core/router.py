@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from agent_workflow.core.effects import Effect, EffectKind, effect_key
+from agent_workflow.core.effects import HINT_PREFIX, Effect, EffectKind, effect_key
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Event, Intent, Phase, PhaseStatus, Task, TaskInfo
 from agent_workflow.core.runner import PhaseRunner
@@ -104,9 +104,8 @@ class Router:
 
     async def _approve_too_early(self, task: Task, plan_attempt: int) -> None:
         """Say once per plan attempt that approval must wait for the plan."""
-        key = effect_key(
-            task.repo, task.issue_number, Phase.PLAN, plan_attempt, "approve-too-early"
-        )
+        name = f"{HINT_PREFIX}approve-too-early"
+        key = effect_key(task.repo, task.issue_number, Phase.PLAN, plan_attempt, name)
         body = "The plan is not ready yet; comment `/approve` again once it has been posted."
         effect = Effect(key, EffectKind.COMMENT, task.repo, task.issue_number, body=body)
         await self._ledger.perform(effect, Scope(task.id, Phase.PLAN.value, plan_attempt, None))

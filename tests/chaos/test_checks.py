@@ -1,0 +1,229 @@
+"""The chaos verdict itself: each guarantee's check fires on a state that breaks it.
+
+A checker that never fails proves nothing, so each test builds the final state
+a specific bug would leave (synthetic rows, no processes) and expects exactly
+that violation; the first test shows a clean state passes.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from agent_workflow.chaos.checks import DbView, ForgeIssue, forge_changes, judge
+from agent_workflow.chaos.injector import Held, KillRecord, StopRecord
+from agent_workflow.chaos.world import REPO
+
+PHASES = ("plan", "deliver", "compound")
+LABELS = ("agent", "agent-planned", "agent-delivered", "agent-done")
+
+
+def marker(key: str) -> str:
+    return f"done\n\n<!-- agent-workflow:effect={key} -->"
+
+
+def clean_world(issue: int = 1) -> tuple[DbView, dict[int, ForgeIssue]]:
+    """One issue through its whole lifecycle, every effect once."""
+    task = SimpleNamespace(id=10, repo=REPO, issue_number=issue, pr_number=2)
+    runs = [
+        SimpleNamespace(
+            id=100 + n,
+            task_id=10,
+            phase=p,
+            status="complete",
+            attempt=1,
+            fence=1,
+            effects_done=True,
+            lease_owner=None,
+        )
+        for n, p in enumerate(PHASES)
+    ]
+    agents = [
+        SimpleNamespace(
+            phase_run_id=100 + n,
+            attempt=1,
+            fence=1,
+            mode="fresh",
+            session_id=f"s{n}",
+            outcome="complete",
+            owner="w1",
+            started_at=1000.0 + n,
+            restarted=False,
+        )
+        for n in range(3)
+    ]
+    keys = [f"{REPO}#{issue}/{p}/1/comment" for p in PHASES]
+    effects = [
+        SimpleNamespace(key=k, kind="comment", status="done", external_id=str(500 + n))
+        for n, k in enumerate(keys)
+    ]
+    db = DbView([task], runs, agents, effects, [], 5)
+    forge = {
+        issue: ForgeIssue(
+            issue, LABELS, tuple((500 + n, marker(k)) for n, k in enumerate(keys)), None
+        ),
+        2: ForgeIssue(2, (), (), "agent/issue-1"),
+    }
+    return db, forge
+
+
+def guarantees(db: DbView, forge: dict[int, ForgeIssue], **kw: Any) -> list[str]:
+    verdict = judge([1], db, forge, kw.get("kills", []), kw.get("stops", []))
+    return [v.guarantee for v in verdict.violations]
+
+
+def test_judge__clean_run_has_no_violations() -> None:
+    db, forge = clean_world()
+    assert guarantees(db, forge) == []
+
+
+def test_judge__two_tasks_for_one_issue_break_g1() -> None:
+    db, forge = clean_world()
+    db.tasks.append(SimpleNamespace(id=11, repo=REPO, issue_number=1, pr_number=None))
+    assert "G1" in guarantees(db, forge)
+
+
+def test_judge__a_labelled_issue_without_task_is_lost() -> None:
+    db, forge = clean_world()
+    verdict = judge([1, 7], db, forge, [], [])
+    assert verdict.lost == [7]
+
+
+def test_judge__second_fresh_agent_start_breaks_g2() -> None:
+    db, forge = clean_world()
+    db.agent_runs.append(
+        SimpleNamespace(
+            phase_run_id=100,
+            attempt=1,
+            fence=2,
+            mode="fresh",
+            session_id="s0",
+            outcome=None,
+            owner="w2",
+            started_at=1005.0,
+            restarted=False,
+        )
+    )
+    assert guarantees(db, forge) == ["G2"]
+
+
+def test_judge__duplicate_comment_breaks_g3() -> None:
+    db, forge = clean_world()
+    issue = forge[1]
+    forge[1] = ForgeIssue(
+        1, issue.labels, (*issue.bot_comments, (999, issue.bot_comments[0][1])), None
+    )
+    verdict = judge([1], db, forge, [], [])
+    assert [v.guarantee for v in verdict.violations] == ["G3"]
+    assert verdict.duplicates_found == 1
+
+
+def test_judge__second_pull_request_for_a_head_breaks_g3() -> None:
+    db, forge = clean_world()
+    forge[3] = ForgeIssue(3, (), (), "agent/issue-1")
+    assert guarantees(db, forge) == ["G3"]
+
+
+def test_judge__effect_left_started_breaks_g3() -> None:
+    db, forge = clean_world()
+    db.effects.append(
+        SimpleNamespace(key="k", kind="add_labels", status="started", external_id=None)
+    )
+    assert guarantees(db, forge) == ["G3"]
+
+
+def test_judge__unmarked_bot_comment_breaks_g3() -> None:
+    db, forge = clean_world()
+    issue = forge[1]
+    forge[1] = ForgeIssue(1, issue.labels, (*issue.bot_comments, (998, "no marker")), None)
+    assert guarantees(db, forge) == ["G3"]
+
+
+def test_judge__unrouted_delivery_and_stuck_phase_break_g4() -> None:
+    db, forge = clean_world()
+    db.unrouted.append(
+        SimpleNamespace(
+            delivery_id="d1", event="issues", action="labeled", route_attempts=3, last_error="x"
+        )
+    )
+    db.runs[2] = SimpleNamespace(**{**vars(db.runs[2]), "status": "active", "effects_done": False})
+    verdict = judge([1], db, forge, [], [])
+    assert {v.guarantee for v in verdict.violations} == {"G4"}
+    assert verdict.stuck
+
+
+def test_judge__second_completion_of_an_attempt_breaks_g5() -> None:
+    db, forge = clean_world()
+    db.agent_runs.append(
+        SimpleNamespace(
+            phase_run_id=100,
+            attempt=1,
+            fence=2,
+            mode="resume",
+            session_id="s0",
+            outcome="complete",
+            owner="w2",
+            started_at=1005.0,
+            restarted=False,
+        )
+    )
+    assert guarantees(db, forge) == ["G5"]
+
+
+def test_judge__zombie_completing_a_taken_over_run_breaks_g5() -> None:
+    db, forge = clean_world()
+    # w1 held plan (fence 1) when frozen; w2 took it over (fence 2) and its resume finished;
+    # w1's record under fence 1 carries an outcome, so the zombie wrote after waking.
+    db.agent_runs.append(
+        SimpleNamespace(
+            phase_run_id=100,
+            attempt=1,
+            fence=2,
+            mode="resume",
+            session_id="s0",
+            outcome=None,
+            owner="w2",
+            started_at=1005.0,
+            restarted=False,
+        )
+    )
+    held = Held(100, 1, "active", agent_open=True)
+    stop = StopRecord("w1", 1000.5, 1010.0, [held], [held])
+    assert guarantees(db, forge, stops=[stop]) == ["G5"]
+
+
+def test_judge__zombie_frozen_during_effects_is_left_to_g3() -> None:
+    """Its outcome was recorded before it froze: taking the effects over is no violation."""
+    db, forge = clean_world()
+    held = Held(100, 1, "complete", agent_open=False)
+    stop = StopRecord("w1", 1000.5, 1010.0, [held], [held])
+    assert guarantees(db, forge, stops=[stop]) == []
+
+
+def test_judge__recovery_time_is_kill_to_next_agent_start() -> None:
+    db, forge = clean_world()
+    db.agent_runs.append(
+        SimpleNamespace(
+            phase_run_id=101,
+            attempt=1,
+            fence=2,
+            mode="resume",
+            session_id="s1",
+            outcome=None,
+            owner="w2",
+            started_at=1004.5,
+            restarted=True,
+        )
+    )
+    kill = KillRecord("w1", 1001.5, [Held(101, 1, "active")])
+    verdict = judge([1], db, forge, [kill], [])
+    assert verdict.stats["recovery_s"] == {"count": 1, "p50": 3.0, "max": 3.0}
+
+
+def test_forge_changes__reports_a_comment_added_in_the_quiet_period() -> None:
+    _, before = clean_world()
+    after = dict(before)
+    issue = before[1]
+    after[1] = ForgeIssue(1, issue.labels, (*issue.bot_comments, (997, marker("late"))), None)
+    assert forge_changes(before, before) == []
+    assert len(forge_changes(before, after)) == 1
