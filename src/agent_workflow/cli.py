@@ -149,5 +149,15 @@ def demo(
     sys.exit(code)
 
 
+def _register_chaos() -> None:
+    from agent_workflow.chaos.cli import chaos_command
+
+    app.command("chaos", help="Chaos run: real processes, kills, stops, faults; checks G1-G5.")(
+        chaos_command
+    )
+
+
+_register_chaos()
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,5 +1,8 @@
 """Targeted zombie scenarios on real processes: a worker frozen past its lease must not act.
 
+Fixed by checking the lease (`agent_workflow.lease`) right before every mutation is
+sent; the history of the window follows.
+
 Found by the long chaos run (seed 7): a worker whose comment POST was answered
 with a secondary rate limit sleeps `retry-after` inside the GitHub adapter. If
 it is frozen during that sleep (SIGSTOP, a VM pause, a long GC) past its phase
@@ -65,11 +68,6 @@ async def plan_effects_holder(sut: SystemUnderTest) -> str | None:
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the ledger sends a mutation without re-checking its lease after a wait "
-    "(see the module docstring and the chaos report)",
-)
 async def test_zombie__woken_inside_a_rate_limit_wait_posts_no_second_comment(
     tmp_path: Path,
 ) -> None:

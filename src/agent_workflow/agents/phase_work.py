@@ -36,6 +36,7 @@ from pathlib import Path
 from agent_workflow.agents import compound, prompts
 from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.lease import assert_lease_held
 from agent_workflow.workspace.git import GitError
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace, Worktree
@@ -150,6 +151,7 @@ async def _commit_and_push(
     await workspace.commit_all(worktree, _commit_message(request, result))
     if await workspace.commits_ahead(worktree) == 0:
         return None
+    assert_lease_held()  # a worker frozen past its lease must not push (G5)
     head = await workspace.push(worktree)
     return {"branch": worktree.branch or "", "head_sha": head, "base_branch": worktree.base_branch}
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from agent_workflow.chaos.injector import KillRecord, StopRecord
 from agent_workflow.chaos.world import BOT, MARKER_RE, REPO
+from agent_workflow.core.effects import is_hint
 from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, deliveries, effects, phase_runs, tasks
 
@@ -193,10 +194,11 @@ def _g3(verdict: Verdict, db: DbView, forge: dict[int, ForgeIssue]) -> None:
 def _ledger_matches_forge(
     verdict: Verdict, db: DbView, where: dict[str, list[tuple[int, int]]]
 ) -> None:
-    """Every effect `done`; a done comment effect names the one comment with its marker."""
+    """Every effect `done` (hints are at most once); a done comment names its one comment."""
     for row in db.effects:
         if row.status != "done":
-            verdict.add("G3", f"effect {row.key} left {row.status}")
+            if not is_hint(row.key):
+                verdict.add("G3", f"effect {row.key} left {row.status}")
         elif row.kind == "comment":
             places = where.get(row.key, [])
             ids = {str(cid) for _, cid in places}

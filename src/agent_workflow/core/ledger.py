@@ -19,6 +19,7 @@ from agent_workflow.core.effects import Effect, EffectKind, marker
 from agent_workflow.core.model import Guard
 from agent_workflow.errors import UncertainOutcome
 from agent_workflow.forge.protocol import Forge
+from agent_workflow.lease import assert_lease_held
 from agent_workflow.store.effects import Effects, EffectStatus
 
 log = structlog.get_logger(__name__)
@@ -76,6 +77,7 @@ class Ledger:
                     log.info("effect.adopted", key=effect.key, external_id=found)
                     await self._effects.mark_done(effect.key, found, scope.guard, self._clock())
                     return found
+            assert_lease_held()  # a worker frozen past its lease must not send (G5)
             try:
                 external_id = await self._apply(effect)
             except UncertainOutcome:

@@ -24,6 +24,7 @@ from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.text import clean_text
 from agent_workflow.errors import LeaseLost
+from agent_workflow.lease import LeaseWatch, watching
 from agent_workflow.store.db import Store
 from agent_workflow.store.phase_runs import RecordedResult
 
@@ -133,7 +134,9 @@ class PhaseRunner:
                 session=session_id,
                 resume=resume,
             )
-            result = await self._under_lease(run.guard, self._run_safely(request))
+            result = await self._under_lease(
+                run.guard, _lease_until(run), self._run_safely(request)
+            )
             recorded = _recorded(result)
             now = self._clock()
             if recorded.status is PhaseStatus.PENDING:
@@ -203,21 +206,24 @@ class PhaseRunner:
         current = await self._store.tasks.get(task.id) or task
         ctx = HookContext(current, run, self._ledger, scope, set_pr_number)
         try:
-            await self._under_lease(run.guard, run_hooks(ctx))
+            await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))
             await self._store.phases.effects_finished(run.guard, self._clock())
         except LeaseLost:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
 
     # -- the lease ---------------------------------------------------------------
 
-    async def _under_lease(self, guard: Guard, work: Awaitable[T]) -> T:
+    async def _under_lease(self, guard: Guard, lease_until: float, work: Awaitable[T]) -> T:
         """Await `work` while heartbeating; cancel it and raise `LeaseLost` if the lease goes.
 
         Cancelled from outside (graceful shutdown), it releases the lease so another
         worker can take the phase over at once instead of waiting for the expiry.
         """
-        job = asyncio.ensure_future(work)
-        beat = asyncio.create_task(self._heartbeat(guard))
+        s = self._settings
+        watch = LeaseWatch(lease_until, self._clock, margin_s=s.lease_s / 4)
+        with watching(watch):  # the work's task sees it; mutations check it before sending
+            job = asyncio.ensure_future(work)
+        beat = asyncio.create_task(self._heartbeat(guard, watch))
         try:
             done, _ = await asyncio.wait({job, beat}, return_when=asyncio.FIRST_COMPLETED)
             if job in done:
@@ -236,20 +242,24 @@ class PhaseRunner:
             job.cancel()
             await asyncio.gather(beat, return_exceptions=True)
 
-    async def _heartbeat(self, guard: Guard) -> None:
+    async def _heartbeat(self, guard: Guard, watch: LeaseWatch) -> None:
         """Extend the lease until it is refused (another fence) or cannot be renewed in time."""
         s = self._settings
-        deadline = self._clock() + s.lease_s
         while True:
             await asyncio.sleep(s.heartbeat_s)
+            beat_at = self._clock()
             try:
-                if not await self._store.phases.heartbeat(guard, s.lease_s, self._clock()):
+                if not await self._store.phases.heartbeat(guard, s.lease_s, beat_at):
                     return
-                deadline = self._clock() + s.lease_s
+                watch.confirm(beat_at + s.lease_s)
             except Exception:  # a database blip: keep trying while the lease still holds
                 log.exception("phase.heartbeat_failed", run=guard.run_id)
-                if self._clock() >= deadline:
+                if self._clock() >= watch.confirmed_until:
                     return
+
+
+def _lease_until(run: PhaseRun) -> float:
+    return run.lease_until if run.lease_until is not None else 0.0
 
 
 def _recorded(result: AgentResult) -> RecordedResult:

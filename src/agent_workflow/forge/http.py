@@ -25,6 +25,7 @@ from agent_workflow import __version__
 from agent_workflow.errors import ForgeError, RateLimited, UncertainOutcome
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
+from agent_workflow.lease import assert_lease_held
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ class GitHubHttp:
         reauthenticated = False
         while True:
             await self._before_send(kind)
+            if kind == "mutation":
+                assert_lease_held()  # after any wait: a frozen worker must not send (G5)
             header = authorization or await self.auth.authorization(self)
             self._count(kind)
             try:

@@ -41,6 +41,8 @@ class JobHandler:
         if delivery is None:
             log.warning("route.unknown_delivery", delivery=delivery_id)
             return
+        if delivery.routed_at is not None:
+            return  # a duplicate job: the phases it started recover through the sweeper
         try:
             parsed = parse(delivery.event, delivery.payload, delivery.delivery_id)
         except BadEvent as exc:  # accepted earlier, so it parsed then; keep it visible
