@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
@@ -15,6 +16,7 @@ from agent_workflow.core.ledger import Scope
 from agent_workflow.core.model import Intent, Phase, PhaseStatus
 from agent_workflow.errors import LeaseLost
 from agent_workflow.forge.memory import MemoryForge
+from agent_workflow.forge.protocol import Permission
 from agent_workflow.store import Store
 from agent_workflow.store.phase_runs import RecordedResult as Recorded
 from agent_workflow.store.schema import agent_runs, effects, tasks
@@ -284,3 +286,23 @@ async def test_execute__one_agent_error_is_resumed_to_completion(
     assert routed.status is PhaseStatus.COMPLETE
     assert [c.resume for c in agent.calls] == [False, True]
     assert len(forge.comments[(REPO, 7)]) == 1
+
+
+async def test_trust__concurrent_misses_share_one_permission_lookup(
+    store: Store, clock: FakeClock
+) -> None:
+    forge = MemoryForge()
+    real = forge.permission
+
+    async def slow_permission(repo: str, user: str) -> Permission:
+        await asyncio.sleep(0.05)  # GitHub takes a while: the other events arrive meanwhile
+        return await real(repo, user)
+
+    forge.permission = slow_permission  # type: ignore[method-assign]
+    core = make_core(store, clock, forge=forge)
+
+    await asyncio.gather(
+        *(core.router.route(event(Intent.START_PLAN, issue=n)) for n in range(1, 6))
+    )
+
+    assert forge.calls["permission"] == 1

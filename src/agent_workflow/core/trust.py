@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
-from agent_workflow.forge.protocol import Forge
+from agent_workflow.forge.protocol import Forge, Permission
 
 TRUSTED_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 # Permissions change rarely; a short cache keeps the steady state free of reads (G6).
@@ -26,6 +27,7 @@ class Trust:
         self._clock = clock
         self._ttl = ttl_s
         self._cache: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._pending: dict[tuple[str, str], asyncio.Future[Permission]] = {}
 
     async def allows(self, repo: str, actor: str) -> bool:
         """True when `actor` has write, maintain or admin permission on `repo`."""
@@ -34,6 +36,12 @@ class Trust:
         now = self._clock()
         if cached is not None and cached[1] > now:
             return cached[0]
-        allowed = await self._forge.permission(repo, actor) in TRUSTED_PERMISSIONS
+        # Concurrent misses for one actor share one lookup (a burst of events).
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._forge.permission(repo, actor))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        allowed = await asyncio.shield(pending) in TRUSTED_PERMISSIONS
         self._cache[key] = (allowed, now + self._ttl)
         return allowed
