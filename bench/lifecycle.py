@@ -95,9 +95,9 @@ async def processes(issues: int, workers: int, concurrency: int) -> None:
     from agent_workflow.chaos.config import ChaosConfig
     from agent_workflow.chaos.driver import Users
     from agent_workflow.chaos.services import RedisServer, create_database, drop_database
-    from agent_workflow.chaos.world import BOT, REPO, SECRET, STRANGER, TOKEN, USER, Timeline
+    from agent_workflow.chaos.system import aw_environment, github_world
+    from agent_workflow.chaos.world import Timeline
     from agent_workflow.demo.process import free_port
-    from agent_workflow.forge.emulator import EmulatorServer
     from agent_workflow.store import connect
 
     workdir = Path(tempfile.mkdtemp(prefix="aw-bench-life-"))
@@ -117,27 +117,8 @@ async def processes(issues: int, workers: int, concurrency: int) -> None:
     )
     port = free_port()
     try:
-        async with EmulatorServer(
-            token=TOKEN,
-            bot_login=BOT,
-            webhook_url=f"http://127.0.0.1:{port}/webhooks/github",
-            webhook_secret=SECRET,
-            thread=True,
-        ) as emu:
-            await emu.admin.create_repo(REPO)
-            await emu.admin.set_permission(REPO, USER, "write")
-            await emu.admin.set_permission(REPO, STRANGER, "read")
-            env = {
-                **config.aw_env(),
-                "AW_DATABASE_URL": db_url,
-                "AW_REDIS_URL": redis.url,
-                "AW_GITHUB_API_URL": emu.url,
-                "AW_GITHUB_TOKEN": TOKEN,
-                "AW_WEBHOOK_SECRET": SECRET,
-                "AW_BOT_LOGIN": BOT,
-                "AW_PORT": str(port),
-                "AW_CONFIG_FILE": str(workdir / "none.toml"),
-            }
+        async with github_world(f"http://127.0.0.1:{port}") as emu:
+            env = aw_environment(config, workdir, db_url, redis.url, emu.url, port)
             cluster = Cluster(workdir, env, workers, seed=0)
             await cluster.start(f"http://127.0.0.1:{port}")
             store = await connect(db_url, migrate=False)

@@ -63,6 +63,22 @@ def aw_environment(
 
 
 @asynccontextmanager
+async def github_world(serve_url: str) -> AsyncIterator[EmulatorServer]:
+    """The emulator, sending webhooks to `serve_url`, with the repository and its users."""
+    async with EmulatorServer(
+        token=TOKEN,
+        bot_login=BOT,
+        webhook_url=f"{serve_url}/webhooks/github",
+        webhook_secret=SECRET,
+        thread=True,
+    ) as emu:
+        await emu.admin.create_repo(REPO)
+        await emu.admin.set_permission(REPO, USER, "write")
+        await emu.admin.set_permission(REPO, STRANGER, "read")
+        yield emu
+
+
+@asynccontextmanager
 async def system_under_test(config: ChaosConfig) -> AsyncIterator[SystemUnderTest]:
     """Start everything; stop and clean up everything on exit, whatever happened."""
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="aw-chaos-"))
@@ -76,17 +92,7 @@ async def system_under_test(config: ChaosConfig) -> AsyncIterator[SystemUnderTes
             stack.push_async_callback(drop_database, config.pg_admin_url, database_url)
         port = free_port()
         serve_url = f"http://127.0.0.1:{port}"
-        emu = EmulatorServer(
-            token=TOKEN,
-            bot_login=BOT,
-            webhook_url=f"{serve_url}/webhooks/github",
-            webhook_secret=SECRET,
-            thread=True,
-        )
-        await stack.enter_async_context(emu)
-        await emu.admin.create_repo(REPO)
-        await emu.admin.set_permission(REPO, USER, "write")
-        await emu.admin.set_permission(REPO, STRANGER, "read")
+        emu = await stack.enter_async_context(github_world(serve_url))
         env = aw_environment(config, workdir, database_url, redis.url, emu.url, port)
         cluster = Cluster(workdir, env, config.workers, config.seed)
         stack.push_async_callback(cluster.shutdown)
