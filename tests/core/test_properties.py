@@ -27,7 +27,7 @@ from sqlalchemy import select
 from agent_workflow.agents.protocol import AgentRequest, AgentResult
 from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.effects import is_hint
-from agent_workflow.core.model import Event, Intent, Phase
+from agent_workflow.core.model import Event, Intent
 from agent_workflow.errors import PhaseBusy
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import connect
@@ -213,7 +213,6 @@ async def check_guarantees(store: object, forge: MemoryForge, repo: str) -> None
     heads = Counter(p.head for p in forge.pulls[repo])
     assert all(n == 1 for n in heads.values()), heads
     assert all(p.head.startswith("agent/issue-") for p in forge.pulls[repo])
-    _ = Phase
 
 
 @pytest.mark.timeout(600)  # shrinking a failure on PostgreSQL takes minutes

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import tempfile
 import time
 from collections import Counter
@@ -270,4 +269,3 @@ def _print(console: Console, timeline: Timeline, summary: dict[str, Any]) -> Non
         f"{summary['duplicate_deliveries_sent']}, kills: {summary['kills']}, "
         f"[bold]duplicates: {summary['duplicates']}[/bold]"
     )
-    _ = signal
