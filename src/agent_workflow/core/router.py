@@ -23,6 +23,12 @@ from agent_workflow.store.db import Store
 log = structlog.get_logger(__name__)
 
 RETRY_ORDER = (Phase.COMPOUND, Phase.DELIVER, Phase.PLAN)
+# The phase an event would run; a retry has no fixed one (it starts a new attempt).
+_TARGET = {
+    Intent.START_PLAN: Phase.PLAN,
+    Intent.APPROVE: Phase.DELIVER,
+    Intent.MERGED: Phase.COMPOUND,
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class Router:
         ):
             log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
             return Routed("ignored", f"{event.actor} lacks write permission")
+        settled = await self._settled(event)
+        if settled is not None:
+            return settled
         match event.intent:
             case Intent.START_PLAN:
                 task = await self._store.tasks.ensure(_info(event), self._clock())
@@ -77,6 +86,22 @@ class Router:
                 return await self._retry(event)
             case _:  # pragma: no cover - a new intent without a branch is a loud bug
                 raise AssertionError(f"unknown intent {event.intent!r}")
+
+    async def _settled(self, event: Event) -> Routed | None:
+        """One read answers the common duplicate: the phase this event would run is done
+        (effects included) or held under a live lease. None: take the full path."""
+        phase = _TARGET.get(event.intent)
+        if phase is None:
+            return None
+        run = (await self._store.phases.for_issue(event.repo, event.issue_number)).get(phase)
+        if run is None:
+            return None
+        live = run.lease_until is not None and run.lease_until >= self._clock()
+        if (run.status.is_final and run.effects_done) or (
+            run.status is PhaseStatus.ACTIVE and live
+        ):
+            return Routed("noop", f"{phase} is already {run.status}", phase, run.status)
+        return None
 
     async def resume(self, task_id: int, phase: Phase) -> Routed:
         """Drive a phase forward from its recovery point (the sweeper's entry)."""
