@@ -12,6 +12,25 @@ from agent_workflow.workspace.workspace import GitAuthor
 _SEED_AUTHOR = GitAuthor(name="Seed", email="seed@example.invalid")
 
 
+async def _commit_files(git: Git, work: Path, files: Mapping[str, str], message: str) -> None:
+    """Write `files` into the checkout `work` and commit them as the seed author."""
+    for name, text in files.items():
+        target = work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    await git.run("add", "--all", cwd=work)
+    await git.run(
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "--quiet",
+        "-m",
+        message,
+        cwd=work,
+        env=_SEED_AUTHOR.env(),
+    )
+
+
 async def make_remote(
     path: Path, files: Mapping[str, str], *, branch: str = "main", git: Git | None = None
 ) -> str:
@@ -21,21 +40,7 @@ async def make_remote(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         await git.run("init", "--quiet", f"--initial-branch={branch}", cwd=work)
-        for name, text in files.items():
-            target = work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        await git.run("add", "--all", cwd=work)
-        await git.run(
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "--quiet",
-            "-m",
-            "initial",
-            cwd=work,
-            env=_SEED_AUTHOR.env(),
-        )
+        await _commit_files(git, work, files, "initial")
         await git.run("push", "--quiet", str(path), f"HEAD:refs/heads/{branch}", cwd=work)
     return str(path)
 
@@ -68,20 +73,6 @@ async def push_commit(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "w"
         await git.run("clone", "--quiet", "--branch", branch, remote, str(work))
-        for name, text in files.items():
-            target = work / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        await git.run("add", "--all", cwd=work)
-        await git.run(
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "--quiet",
-            "-m",
-            message,
-            cwd=work,
-            env=_SEED_AUTHOR.env(),
-        )
+        await _commit_files(git, work, files, message)
         await git.run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
         return (await git.run("rev-parse", "HEAD", cwd=work)).strip()
