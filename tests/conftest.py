@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import redis
 
 from agent_workflow.store import Store, connect
 from agent_workflow.store.db import create_engine, upgrade
@@ -20,6 +21,7 @@ from agent_workflow.store.db import create_engine, upgrade
 PG_ADMIN_URL = os.environ.get(
     "AW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("AW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = os.environ.get("AW_TEST_BACKENDS", "sqlite,postgres").split(",")
 
 
@@ -40,6 +42,17 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move time forward."""
         self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis server (fails loudly when it is down; tests never skip)."""
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as err:
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({err}); start redis-server")
+    return REDIS_URL
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ an order that leaves no process running against a dropped database or queue.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from agent_workflow.demo.process import free_port
 from agent_workflow.forge.emulator import EmulatorServer
@@ -23,7 +21,6 @@ from agent_workflow.store import connect
 from tests.acceptance.system import BOT, REPO, SECRET, TOKEN, USER, Processes, Timing, World
 from tests.conftest import drop_pg_database, new_pg_database
 
-REDIS_URL = os.environ.get("AW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 QUEUE_PREFIX = "aw"
 
 
@@ -35,17 +32,6 @@ def pytest_runtest_makereport(
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The real Redis server (fails loudly when it is down)."""
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-    except redis.RedisError as err:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({err}); start redis-server")
-    return REDIS_URL
 
 
 @pytest.fixture

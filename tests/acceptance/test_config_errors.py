@@ -5,10 +5,8 @@ Each case starts from a configuration that works and breaks exactly one thing.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from agent_workflow.demo.process import free_port
 from tests.acceptance.system import clean_environ
+from tests.aw_cli import run_aw
 from tests.conftest import PG_ADMIN_URL
 
 pytestmark = pytest.mark.slow
@@ -111,28 +110,13 @@ async def test_bad_configuration__one_line_exit_2(
     env.update({k: v.format(busy_port=busy_port) for k, v in case.set.items()})
     for key in case.unset:
         env.pop(key, None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent_workflow.cli",
-        case.command,
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, stderr = await run_aw(
+        case.command, cwd=tmp_path, env=env, deadline_s=EXIT_DEADLINE_S
     )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), EXIT_DEADLINE_S)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    stderr = err.decode(errors="replace")
     lines = [line for line in stderr.splitlines() if line.strip() and not _is_log_record(line)]
     problems = []
-    if proc.returncode != 2:
-        problems.append(f"exit code {proc.returncode}, expected 2")
+    if code != 2:
+        problems.append(f"exit code {code}, expected 2")
     if "Traceback" in stderr:
         problems.append("a traceback on stderr")
     if len(lines) != 1:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.acceptance.system import clean_environ
+from tests.aw_cli import run_aw
 
 pytestmark = pytest.mark.slow
 
@@ -27,26 +26,10 @@ async def test_aw_demo_json__no_duplicates_all_complete(tmp_path: Path) -> None:
         "AW_CONFIG_FILE": str(tmp_path / "no-such-config.toml"),
         "TMPDIR": str(tmp_path),  # the demo's work directory (mkdtemp) goes there
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent_workflow.cli",
-        "demo",
-        "--json",
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, stderr = await run_aw(
+        "demo", "--json", cwd=tmp_path, env=env, deadline_s=DEMO_DEADLINE_S
     )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), DEMO_DEADLINE_S)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    stderr = err.decode(errors="replace")
-    assert proc.returncode == 0, f"aw demo exited {proc.returncode}\n{stderr[-3000:]}"
+    assert code == 0, f"aw demo exited {code}\n{stderr[-3000:]}"
     summary = json.loads(out)
     assert summary["duplicates"] == 0, summary
     assert summary["all_complete"] is True, summary

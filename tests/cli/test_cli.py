@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from pathlib import Path
 
 from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.model import Intent
 from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import connect
+from tests.aw_cli import run_aw
 from tests.conftest import FakeClock
 from tests.core.helpers import event, make_core
 
 
 async def aw(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agent_workflow.cli",
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_aw(*args, env={**os.environ, **env})
 
 
 async def test_status__json_lists_tasks_phases_and_effects(tmp_path: Path) -> None:

@@ -6,33 +6,19 @@ Redis tests never skip: a missing server is a failure (CI must start it), like P
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import redis
 
 from agent_workflow.queue.bullmq_backend import BullQueue
 
-REDIS_URL = os.environ.get("AW_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PREFIX = "awtest"  # every test queue lives under this prefix, with a unique name
 LOCK_MS = 2_000  # small lock so a killed worker's job returns within seconds
 STALLED_MS = 1_000  # stalled check every second: re-delivery after ~LOCK_MS + STALLED_MS
 WAIT_S = 20.0  # generous bound on any single wait for a process to do something
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """URL of the real Redis server (fails loudly when it is down)."""
-    try:
-        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
-            client.ping()
-    except redis.RedisError as err:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({err}); start redis-server")
-    return REDIS_URL
 
 
 @pytest.fixture
