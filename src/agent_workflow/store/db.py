@@ -103,6 +103,7 @@ async def connect(url: str, *, migrate: bool = True, connect_timeout_s: float = 
 
     Raises `ConfigError` with one line when the database cannot be reached.
     """
+    _check_sqlite_directory(url)
     engine = create_engine(url)
     if migrate:
         try:
@@ -113,6 +114,19 @@ async def connect(url: str, *, migrate: bool = True, connect_timeout_s: float = 
             reason = getattr(exc, "orig", None) or exc
             raise ConfigError(f"cannot use database {shown}: {_one_line(reason)}") from exc
     return Store(engine)
+
+
+def _check_sqlite_directory(url: str) -> None:
+    """A SQLite file in a missing directory is a configuration error, found before
+    aiosqlite starts a thread for it (that thread outlives a failed open)."""
+    parsed = make_url(normalize_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if not Path(database).expanduser().parent.is_dir():
+        raise ConfigError(
+            f"cannot use database {url}: directory {Path(database).parent} does not exist"
+        )
 
 
 def _one_line(exc: BaseException) -> str:
