@@ -19,11 +19,19 @@ test: $(BIN)/.installed  ## the whole suite (needs PostgreSQL and Redis; starts 
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench chaos
+	$(BIN)/ruff format --check src tests bench chaos
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
+
+chaos: $(BIN)/.installed  ## a seeded chaos run (real processes, kills, faults); checks G1-G5
+	$(BIN)/python -m chaos --issues 8 --workers 2 --seed 1
+
+bench: $(BIN)/.installed  ## the benchmarks print figures (BENCHMARKS.md); none is a test
+	PYTHONPATH=. $(BIN)/python bench/dup_storm.py --jobs 3000 --concurrency 4 --repeat 2
+	PYTHONPATH=. $(BIN)/python bench/lifecycle.py --issues 100 --mode inprocess
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

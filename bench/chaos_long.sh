@@ -7,7 +7,7 @@
 #   SEED=42 bench/chaos_long.sh --json  # another schedule, machine-readable
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m agent_workflow.chaos \
+exec .venv/bin/python -m chaos \
   --issues 200 --workers 3 --seed "${SEED:-7}" \
   --kills 60 --stops 6 --redis-restarts 3 --github-faults 60 \
   --redeliveries 60 --queue-duplicates 40 \

@@ -18,21 +18,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.config import ChaosConfig
+from chaos.driver import Users
+from chaos.services import create_database, drop_database
+from chaos.world import BOT, REPO, SECRET, STRANGER, TOKEN, USER, Timeline
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_workflow.chaos.config import ChaosConfig
-from agent_workflow.chaos.driver import Users
-from agent_workflow.chaos.services import create_database, drop_database
-from agent_workflow.chaos.world import BOT, REPO, SECRET, STRANGER, TOKEN, USER, Timeline
 from agent_workflow.config import Settings, load_settings
-from agent_workflow.forge.emulator import EmulatorServer
-from agent_workflow.forge.emulator.server import serve_app
 from agent_workflow.ingress.app import create_app
 from agent_workflow.queue.bullmq_backend import BullQueue, BullWorkerRunner
 from agent_workflow.service.jobs import route_job
 from agent_workflow.service.runtime import Runtime, open_runtime
 from agent_workflow.store import Store, connect
+from github_emulator import EmulatorServer
+from github_emulator.server import serve_app
 
 PG_ADMIN_URL = os.environ.get(
     "AW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -76,22 +75,25 @@ class StatementCounter:
     """Counts what one engine sends to the database: statements, and transactions begun."""
 
     statements: Counter[str] = field(default_factory=Counter)
+    texts: Counter[str] = field(default_factory=Counter)  # each statement, shortened
     begins: int = 0
     enabled: bool = True
 
-    def attach(self, engine: AsyncEngine) -> None:
-        """Listen on the engine's sync core (the async engine wraps it)."""
+    def attach(self, store: Store) -> None:
+        """Count every statement the store sends (SQLAlchemy or straight to the driver)
+        and every transaction SQLAlchemy begins."""
 
-        def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        def before(statement: str) -> None:
             if self.enabled:
                 self.statements[statement.split(None, 1)[0].upper()] += 1
+                self.texts[" ".join(statement.split())[:90]] += 1
 
         def begin(_conn: Any) -> None:
             if self.enabled:
                 self.begins += 1
 
-        event.listen(engine.sync_engine, "before_cursor_execute", before)
-        event.listen(engine.sync_engine, "begin", begin)
+        store.db.observe(before)
+        event.listen(store.engine.sync_engine, "begin", begin)
 
     @property
     def total(self) -> int:
@@ -101,6 +103,7 @@ class StatementCounter:
     def reset(self) -> None:
         """Start counting from zero."""
         self.statements.clear()
+        self.texts.clear()
         self.begins = 0
 
 
@@ -154,13 +157,19 @@ async def in_process_system(
         settings = bench_settings(db_url, emu.url, port, queue, **extra)
         async with open_runtime(settings) as rt:
             counter = StatementCounter()
-            counter.attach(rt.store.engine)
+            counter.attach(rt.store)
 
             async def on_accepted(delivery_id: str, hook_id: str) -> None:
                 job_id, data = route_job(delivery_id, hook_id)
                 await rt.queue.enqueue(job_id, data)
 
-            app = create_app(rt.store, on_accepted, secret=SECRET)
+            app = create_app(
+                rt.store,
+                on_accepted,
+                secret=SECRET,
+                max_body_bytes=settings.webhook_max_body_bytes,
+                triggers=rt.triggers,
+            )
             async with serve_app(app, port=port) as url:
                 reader = await connect(db_url, migrate=False)
                 try:
@@ -183,6 +192,7 @@ def runner_for(system: InProcessSystem, concurrency: int) -> BullWorkerRunner:
         concurrency=concurrency,
         lock_duration_ms=s.lock_duration_ms,
         stalled_interval_ms=s.stalled_interval_ms,
+        max_stalled_count=s.max_stalled_count,
         grace_s=5.0,
         worker_name="bench-worker",
     )

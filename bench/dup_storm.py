@@ -15,7 +15,7 @@ with the same number of jobs and the same concurrency, with a bare `Worker`
 and through `BullWorkerRunner`. The figure of merit is storm jobs/s ÷ raw
 no-op jobs/s (target ≥ 0.5).
 
-    .venv/bin/python bench/dup_storm.py --jobs 3000 --concurrency 4 2>/tmp/dup_storm.log
+    PYTHONPATH=. .venv/bin/python bench/dup_storm.py --jobs 3000 --concurrency 4 2>/tmp/dup_storm.log
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import whatif
+from bench_noop import bench_noop
+from chaos.world import HOOK_ID, REPO
 from common import (
     REDIS_URL,
     InProcessSystem,
@@ -39,11 +40,8 @@ from common import (
     runner_for,
 )
 from sqlalchemy import update
-from whatif import WHAT_IFS
 
-from agent_workflow.chaos.world import HOOK_ID, REPO
 from agent_workflow.logs import configure_logging
-from agent_workflow.queue.bench_noop import bench_noop
 from agent_workflow.store.schema import phase_runs
 
 ENQUEUE_BATCH = 500
@@ -103,6 +101,8 @@ async def storm(
         print(f"  !! the storm made {github} GitHub requests (G6 expects 0)")
     if runner.failed:
         print(f"  !! {runner.failed} storm jobs failed")
+    for text, n in system.counter.texts.most_common():
+        print(f"    {n / jobs:4.1f} × {text}")
     return jobs / elapsed, system.counter.total / jobs, system.counter.begins / jobs
 
 
@@ -192,17 +192,22 @@ async def clone_deliveries(system: InProcessSystem, sources: list[str], n: int) 
             .all()
         )
         tag = uuid.uuid4().hex[:8]
-        clones = [
-            {
-                "delivery_id": f"clone-{tag}-{i}",
-                "hook_id": rows[i % len(rows)]["hook_id"],
-                "event": rows[i % len(rows)]["event"],
-                "action": rows[i % len(rows)]["action"],
-                "payload": rows[i % len(rows)]["payload"],
-                "received_at": time.time(),
-            }
-            for i in range(n)
-        ]
+        clones = []
+        for i in range(n):
+            row, delivery_id = rows[i % len(rows)], f"clone-{tag}-{i}"
+            # As the ingress stores a new delivery: the payload and the event parsed from it.
+            parsed = dict(row["parsed"], delivery_id=delivery_id) if row["parsed"] else None
+            clones.append(
+                {
+                    "delivery_id": delivery_id,
+                    "hook_id": row["hook_id"],
+                    "event": row["event"],
+                    "action": row["action"],
+                    "payload": row["payload"],
+                    "parsed": parsed,
+                    "received_at": time.time(),
+                }
+            )
         await conn.execute(insert(deliveries), clones)
     return [c["delivery_id"] for c in clones]
 
@@ -241,12 +246,5 @@ if __name__ == "__main__":
     p.add_argument("--issues", type=int, default=4)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--profile", type=Path, help="write a pyinstrument profile of the storm here")
-    p.add_argument(
-        "--what-if",
-        default="",
-        help=f"comma-separated proposed fixes to measure (bench/whatif.py): {', '.join(WHAT_IFS)}",
-    )
     args = p.parse_args()
-    applied = whatif.apply(args.what_if.split(","))
-    print(f"what-if patches: {', '.join(applied) or 'none (the product as it is)'}")
     asyncio.run(main(args.jobs, args.concurrency, args.issues, args.repeat, args.profile))

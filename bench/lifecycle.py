@@ -39,8 +39,8 @@ from common import (
     runner_for,
 )
 
-from agent_workflow.forge.emulator.client import Counters
 from agent_workflow.logs import configure_logging
+from github_emulator.client import Counters
 
 PERMISSION_GET = "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
 
@@ -91,12 +91,13 @@ async def inprocess(issues: int, concurrency: int) -> None:
 async def processes(issues: int, workers: int, concurrency: int) -> None:
     import random
 
-    from agent_workflow.chaos.cluster import Cluster
-    from agent_workflow.chaos.config import ChaosConfig
-    from agent_workflow.chaos.driver import Users
-    from agent_workflow.chaos.services import RedisServer, create_database, drop_database
-    from agent_workflow.chaos.system import aw_environment, github_world
-    from agent_workflow.chaos.world import Timeline
+    from chaos.cluster import Cluster
+    from chaos.config import ChaosConfig
+    from chaos.driver import Users
+    from chaos.services import RedisServer, create_database, drop_database
+    from chaos.system import aw_environment, github_world
+    from chaos.world import Timeline
+
     from agent_workflow.demo.process import free_port
     from agent_workflow.store import connect
 

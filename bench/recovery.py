@@ -24,14 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from chaos.cluster import Cluster
+from chaos.config import ChaosConfig
+from chaos.services import RedisServer, create_database, drop_database
+from chaos.system import aw_environment, github_world
+from chaos.world import REPO, USER
 from common import PG_ADMIN_URL, machine
 from sqlalchemy import select
 
-from agent_workflow.chaos.cluster import Cluster
-from agent_workflow.chaos.config import ChaosConfig
-from agent_workflow.chaos.services import RedisServer, create_database, drop_database
-from agent_workflow.chaos.system import aw_environment, github_world
-from agent_workflow.chaos.world import REPO, USER
 from agent_workflow.demo.process import free_port
 from agent_workflow.store import Store, connect
 from agent_workflow.store.schema import agent_runs, phase_runs, tasks

@@ -1,38 +1,68 @@
-"""Benchmark (c): acknowledgement latency of `POST /webhooks/github` at a fixed request rate.
+"""Benchmark (c): acknowledgement latency of `POST /webhooks/github` at fixed request rates.
 
 A real `aw serve` child process (BullMQ mode: PostgreSQL inbox insert plus a
 BullMQ enqueue before the 202) receives signed `issue_comment.created`
 webhooks with `/approve` — a payload taken from the GitHub emulator, so it is
-stored and enqueued, not ignored — each with a fresh delivery id, at a fixed
-rate (open loop: request i is due at t0 + i/rate whatever happened before).
-Latency is measured from the moment a request was due to its answer, so a
-server that falls behind is charged for it (no coordinated omission); the
-first second is warm-up and not counted. No worker consumes the jobs.
+stored and enqueued, not ignored — each with a fresh X-GitHub-Delivery id. No
+worker consumes the jobs. Every rate gets a fresh database, queue and `aw
+serve`; the first `--warmup` seconds of each are not counted.
 
-    .venv/bin/python bench/webhook_latency.py --rate 200 --seconds 30
+The load generator is a lean asyncio client on raw sockets (no HTTP library:
+httpx's connection pool saturated a core of its own at 200/s and measured
+itself): every request is pre-built as bytes (headers, delivery id, HMAC
+signature of the body) before the clock starts; keep-alive connections, one
+request in flight per connection, a new connection opened only when all are
+busy (at most `--max-connections`, then requests wait in the generator's
+queue). Scheduling is open loop: request i is due at t0 + i/rate whatever
+happened before, and latency is measured from that due time to the end of the
+answer, so queueing in the generator or in the server is charged to the
+server (no coordinated omission). Debian's `wrk` was not used: it is closed
+loop (a connection sends its next request only after the answer), so at a
+fixed rate it would hide exactly that queueing. A request not answered 202
+within `--timeout` seconds of its due time is an error.
+
+To show the generator is not the bottleneck, each rate also reports: the
+achieved send rate, the lag between due time and the actual write (p99), and
+the generator's own CPU use (getrusage, CPU seconds per wall second, mean and
+worst 1-s sample), next to the server's CPU (/proc/<pid>/stat) and the whole
+machine's busy share (/proc/stat).
+
+Step search: --rate, then + --step each time, until p99 >= --threshold-ms or
+a request fails (or --max-rate). `chaos` lives at the repo root, so run from
+there with PYTHONPATH=.:
+
+    PYTHONPATH=. .venv/bin/python bench/webhook_latency.py --rate 200 --step 100 --seconds 20
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import itertools
 import json
-import statistics
+import os
+import resource
+import shutil
 import tempfile
 import time
 import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from chaos.world import REPO, SECRET, USER
 from common import BENCH_PREFIX, REDIS_URL, fresh_database, machine
 
-from agent_workflow.chaos.world import REPO, SECRET, USER
 from agent_workflow.demo.process import AwProcess, free_port
-from agent_workflow.forge.emulator import EmulatorServer
-from agent_workflow.forge.emulator.webhooks import sign
 from agent_workflow.queue.bullmq_backend import BullQueue
+from github_emulator import EmulatorServer
+from github_emulator.webhooks import sign
 
-WARMUP_S = 1.0
+WEBHOOK_PATH = "/webhooks/github"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 async def sample_payload() -> tuple[str, bytes]:
@@ -49,61 +79,408 @@ async def sample_payload() -> tuple[str, bytes]:
         return delivery.event, json.dumps(delivery.payload, separators=(",", ":")).encode()
 
 
-async def load(
-    url: str, event: str, body: bytes, rate: float, seconds: float
-) -> tuple[list[float], list[float], int]:
-    """Open-loop load; returns (latency from due time, latency from send, errors)."""
-    signature = sign(SECRET, body)
-    due_latency: list[float] = []
-    send_latency: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+# --- the load generator ------------------------------------------------------------------
 
-        async def one(due: float, counted: bool) -> None:
-            nonlocal errors
-            headers = {
-                "content-type": "application/json",
-                "x-github-event": event,
-                "x-github-delivery": str(uuid.uuid4()),
-                "x-github-hook-id": "1",
-                "x-hub-signature-256": signature,
-            }
-            sent = time.perf_counter()
+
+@dataclass(slots=True)
+class Request:
+    """One pre-built request and what happened to it (perf_counter seconds)."""
+
+    data: bytes
+    due: float = 0.0
+    sent: float = 0.0
+    done: float = 0.0
+    status: int = 0  # HTTP status; 0 = no answer yet, -1 = connection error, -2 = timeout
+
+
+def build_requests(port: int, event: str, body: bytes, count: int) -> list[Request]:
+    """`count` signed POSTs, each with its own delivery id, as the bytes to write."""
+    head = (
+        f"POST {WEBHOOK_PATH} HTTP/1.1\r\n"
+        f"host: 127.0.0.1:{port}\r\n"
+        "user-agent: GitHub-Hookshot/bench\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"x-github-event: {event}\r\n"
+        "x-github-hook-id: 1\r\n"
+        f"x-hub-signature-256: {sign(SECRET, body)}\r\n"
+        "x-github-delivery: "
+    ).encode()
+    return [Request(head + str(uuid.uuid4()).encode() + b"\r\n\r\n" + body) for _ in range(count)]
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection: one request at a time, minimal response parsing."""
+
+    def __init__(self, gen: LoadGenerator) -> None:
+        self.gen = gen
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.current: Request | None = None
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, request: Request) -> None:
+        assert self.transport is not None
+        self.current = request
+        request.sent = time.perf_counter()
+        self.transport.write(request.data)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        total = end + 4 + _content_length(bytes(self.buffer[:end]))
+        if len(self.buffer) < total:
+            return
+        status = int(self.buffer[9:12])
+        del self.buffer[:total]
+        request, self.current = self.current, None
+        if request is not None:
+            self.gen.answered(self, request, status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gen.lost(self)
+
+
+def _content_length(head: bytes) -> int:
+    head = head.lower()
+    start = head.find(b"\r\ncontent-length:")
+    if start < 0:
+        return 0
+    end = head.find(b"\r\n", start + 2)
+    return int(head[start + 17 : end if end >= 0 else len(head)])
+
+
+@dataclass
+class LoadGenerator:
+    """Open-loop sender over a pool of keep-alive connections."""
+
+    host: str
+    port: int
+    max_connections: int
+    timeout_s: float
+    idle: list[Connection] = field(default_factory=list)
+    busy: set[Connection] = field(default_factory=set)
+    backlog: deque[Request] = field(default_factory=deque)
+    connecting: int = 0
+    opened: int = 0
+    unresolved: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # uvicorn closes a connection idle for 5 s; do not race it with a request.
+    MAX_IDLE_S = 4.0
+
+    def submit(self, request: Request) -> None:
+        """The request is due: send it on an idle connection, else queue it (and connect)."""
+        now = time.perf_counter()
+        while self.idle:
+            conn = self.idle.pop()  # the most recently used: the pool stays small
+            if now - conn.idle_since > self.MAX_IDLE_S:
+                assert conn.transport is not None
+                conn.transport.close()
+                continue
+            self.busy.add(conn)
+            conn.send(request)
+            return
+        self.backlog.append(request)
+        self._maybe_connect()
+
+    def _maybe_connect(self) -> None:
+        if len(self.backlog) > self.connecting and (
+            len(self.busy) + self.connecting < self.max_connections
+        ):
+            self.connecting += 1
+            loop = asyncio.get_running_loop()
+            task = loop.create_task(
+                loop.create_connection(lambda: Connection(self), self.host, self.port)
+            )
+            task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[tuple[asyncio.BaseTransport, Connection]]) -> None:
+        self.connecting -= 1
+        if task.cancelled() or task.exception() is not None:
+            if self.backlog:
+                self._resolve(self.backlog.popleft(), -1)
+            return
+        self.opened += 1
+        conn = task.result()[1]
+        self.busy.add(conn)
+        self._next(conn)
+
+    def answered(self, conn: Connection, request: Request, status: int) -> None:
+        """A complete response arrived on `conn`."""
+        self._resolve(request, status)
+        self._next(conn)
+
+    def _next(self, conn: Connection) -> None:
+        if self.backlog:
+            conn.send(self.backlog.popleft())
+        else:
+            self.busy.discard(conn)
+            conn.idle_since = time.perf_counter()
+            self.idle.append(conn)
+
+    def lost(self, conn: Connection) -> None:
+        """The connection closed: a request still on it failed."""
+        self.busy.discard(conn)
+        if conn in self.idle:
+            self.idle.remove(conn)
+        request, conn.current = conn.current, None
+        if request is not None:
+            self._resolve(request, -1)
+        self._maybe_connect()
+
+    def _resolve(self, request: Request, status: int) -> None:
+        request.done = time.perf_counter()
+        request.status = status
+        self.unresolved -= 1
+        if self.unresolved == 0:
+            self.finished.set()
+
+    def expire(self) -> None:
+        """Requests unanswered `timeout_s` after their due time fail (GitHub waits 10 s)."""
+        limit = time.perf_counter() - self.timeout_s
+        while self.backlog and self.backlog[0].due < limit:
+            self._resolve(self.backlog.popleft(), -2)
+        for conn in list(self.busy):
+            if conn.current is not None and conn.current.due < limit:
+                request, conn.current = conn.current, None
+                self._resolve(request, -2)
+                if conn.transport is not None:
+                    conn.transport.abort()
+
+    async def preconnect(self, count: int) -> None:
+        """Open `count` idle connections before the clock starts."""
+        loop = asyncio.get_running_loop()
+        for _ in range(count):
+            _, conn = await loop.create_connection(lambda: Connection(self), self.host, self.port)
+            self.opened += 1
+            conn.idle_since = time.perf_counter()
+            self.idle.append(conn)
+
+    def close(self) -> None:
+        """Close every connection."""
+        for conn in [*self.idle, *self.busy]:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+async def send_all(gen: LoadGenerator, requests: list[Request], rate: float) -> None:
+    """Open loop: request i is due at t0 + i/rate; returns when every request is resolved."""
+    t0 = time.perf_counter() + 0.05
+    for i, request in enumerate(requests):
+        request.due = t0 + i / rate
+    gen.unresolved = len(requests)
+    i, n = 0, len(requests)
+    while i < n:
+        now = time.perf_counter()
+        while i < n and requests[i].due <= now:
+            gen.submit(requests[i])
+            i += 1
+        if i < n:
+            await asyncio.sleep(requests[i].due - time.perf_counter())
+    await gen.finished.wait()
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU counters at one instant (seconds; machine figures in clock ticks)."""
+
+    wall: float
+    generator: float
+    server: float
+    machine_busy: int
+    machine_total: int
+
+    @staticmethod
+    def take(server_pid: int) -> CpuSample:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        with open(f"/proc/{server_pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        server = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        busy, total = machine_ticks()
+        return CpuSample(time.perf_counter(), usage.ru_utime + usage.ru_stime, server, busy, total)
+
+
+def shares(a: CpuSample, b: CpuSample) -> tuple[float, float, float]:
+    """Generator and server CPU in % of one core, machine busy in % of all cores."""
+    wall = b.wall - a.wall
+    total = b.machine_total - a.machine_total
+    return (
+        100 * (b.generator - a.generator) / wall,
+        100 * (b.server - a.server) / wall,
+        100 * (b.machine_busy - a.machine_busy) / total if total else 0.0,
+    )
+
+
+def machine_ticks() -> tuple[int, int]:
+    """Busy and total CPU ticks of the whole machine so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:8]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+
+
+async def wait_quiet(limit_pct: float, max_wait_s: float, seconds: int = 3) -> float:
+    """Wait (at most `max_wait_s`) for `seconds` seconds in a row with the machine < `limit_pct` busy.
+
+    The machine may be shared: a run started while something else eats a core
+    measures the neighbour. Returns the busy share of the last of those seconds.
+    """
+    deadline = time.monotonic() + max_wait_s
+    quiet = 0
+    while True:
+        busy0, total0 = machine_ticks()
+        await asyncio.sleep(1.0)
+        busy1, total1 = machine_ticks()
+        busy = 100 * (busy1 - busy0) / max(1, total1 - total0)
+        quiet = quiet + 1 if busy < limit_pct else 0
+        if quiet >= seconds or time.monotonic() >= deadline:
+            return busy
+
+
+def services_cpu() -> float:
+    """CPU seconds used so far by every `postgres` and `redis-server` process (they serve us)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
+        if name in ("postgres", "redis-server"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+async def watch(gen: LoadGenerator, server_pid: int, samples: list[CpuSample]) -> None:
+    """Every second: a CPU sample, and expire requests past the timeout."""
+    while True:
+        samples.append(CpuSample.take(server_pid))
+        gen.expire()
+        await asyncio.sleep(1.0)
+
+
+# --- one rate -------------------------------------------------------------------------------
+
+
+@dataclass
+class RateResult:
+    """What one rate measured (latencies in ms, from the due time)."""
+
+    rate: float
+    sent: int
+    ok: int
+    errors: dict[str, int]
+    latencies: list[float]
+    lag_p99_ms: float
+    achieved_rate: float
+    answered_rate: float
+    connections: int
+    generator_cpu: float
+    generator_cpu_worst: float
+    server_cpu: float
+    machine_busy: float
+    server_log: dict[str, int]
+    busy_before: float = 0.0
+    services_cpu: float = 0.0
+
+    @property
+    def other_cpu(self) -> float:
+        """CPU (% of a core) of everything else on the machine: neighbours, not us."""
+        total = self.machine_busy * (os.cpu_count() or 1)
+        return max(0.0, total - self.generator_cpu - self.server_cpu - self.services_cpu)
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("inf")
+        return self.latencies[max(0, min(len(self.latencies) - 1, int(q * len(self.latencies))))]
+
+    def summary(self) -> str:
+        top = self.latencies[-1] if self.latencies else float("inf")
+        return (
+            f"rate {self.rate:.0f}/s: sent {self.sent}, ok {self.ok}, p50 {self.pct(0.5):.1f} ms, "
+            f"p99 {self.pct(0.99):.1f} ms, max {top:.1f} ms, "
+            f"generator CPU {self.generator_cpu:.1f}%"
+        )
+
+    def detail(self) -> str:
+        errors = ", ".join(f"{k}: {v}" for k, v in self.errors.items()) or "none"
+        logged = ", ".join(f"{k} {v}" for k, v in sorted(self.server_log.items())) or "none"
+        return (
+            f"    sent at {self.achieved_rate:.1f}/s (send lag p99 {self.lag_p99_ms:.2f} ms), "
+            f"answered at {self.answered_rate:.1f}/s, p90 {self.pct(0.9):.1f} ms, "
+            f"p99.9 {self.pct(0.999):.1f} ms, errors: {errors}, connections opened "
+            f"{self.connections}; generator CPU worst 1-s {self.generator_cpu_worst:.1f}%, "
+            f"aw serve CPU {self.server_cpu:.0f}% of a core, PostgreSQL + Redis "
+            f"{self.services_cpu:.0f}%, machine busy "
+            f"{self.machine_busy:.0f}% of {os.cpu_count()} CPUs (idle second before: "
+            f"{self.busy_before:.0f}%), other processes {self.other_cpu:.0f}% of a core; "
+            f"aw serve log above INFO: {logged}"
+        )
+
+
+def summarize(
+    rate: float,
+    measured: list[Request],
+    gen: LoadGenerator,
+    samples: list[CpuSample],
+    server_log: dict[str, int],
+) -> RateResult:
+    sent = sorted(r.sent for r in measured if r.sent)
+    ok = [r for r in measured if r.status == 202]
+    errors: dict[str, int] = {}
+    for r in measured:
+        if r.status != 202:
+            key = {-1: "connection", -2: "timeout", 0: "unanswered"}.get(r.status, str(r.status))
+            errors[key] = errors.get(key, 0) + 1
+    lags = sorted(r.sent - r.due for r in measured if r.sent)
+    per_second = [shares(a, b) for a, b in itertools.pairwise(samples)]
+    whole = shares(samples[0], samples[-1])
+    answered_span = max((r.done for r in ok), default=0.0) - measured[0].due
+    return RateResult(
+        rate=rate,
+        sent=len(sent),
+        ok=len(ok),
+        errors=errors,
+        latencies=sorted((r.done - r.due) * 1000 for r in ok),
+        lag_p99_ms=lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else float("nan"),
+        achieved_rate=(len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else 0.0,
+        answered_rate=len(ok) / answered_span if answered_span > 0 else 0.0,
+        connections=gen.opened,
+        generator_cpu=whole[0],
+        generator_cpu_worst=max((s[0] for s in per_second), default=whole[0]),
+        server_cpu=whole[1],
+        machine_busy=whole[2],
+        server_log=server_log,
+    )
+
+
+def log_levels(path: Path) -> dict[str, int]:
+    """How many JSON log lines of each level above INFO `aw serve` wrote."""
+    counts: dict[str, int] = {}
+    with path.open() as f:
+        for line in f:
             try:
-                response = await client.post(url, content=body, headers=headers)
-                ok = response.status_code == 202
-            except httpx.HTTPError:
-                ok = False
-            done = time.perf_counter()
-            if not ok:
-                errors += 1
-            elif counted:
-                due_latency.append(done - due)
-                send_latency.append(done - sent)
-
-        tasks = []
-        start = time.perf_counter() + 0.1
-        total = int(rate * (seconds + WARMUP_S))
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(due, i >= rate * WARMUP_S)))
-        await asyncio.gather(*tasks)
-    return due_latency, send_latency, errors
+                level = json.loads(line).get("level", "?")
+            except (ValueError, AttributeError):
+                level = "non-JSON"
+            if level not in ("info", "debug"):
+                counts[level] = counts.get(level, 0) + 1
+    return counts
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-async def main(rate: float, seconds: float, log_level: str) -> None:
-    print(f"machine: {machine()}")
-    event, body = await sample_payload()
-    workdir = Path(tempfile.mkdtemp(prefix="aw-bench-latency-"))
+@asynccontextmanager
+async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[tuple[int, int]]:
+    """A fresh database and queue, and `aw serve` in BullMQ mode on them: (port, pid)."""
     port = free_port()
     queue = f"latency-{uuid.uuid4().hex[:8]}"
     async with fresh_database() as db_url:
@@ -122,35 +499,106 @@ async def main(rate: float, seconds: float, log_level: str) -> None:
         }
         serve = AwProcess("serve", env, workdir / "serve.log")
         await serve.start()
-        url = f"http://127.0.0.1:{port}"
         try:
-            await serve.wait_healthy(url)
-            due, sent, errors = await load(f"{url}/webhooks/github", event, body, rate, seconds)
+            await serve.wait_healthy(f"http://127.0.0.1:{port}")
+            yield port, serve.pid
         finally:
             await serve.stop()
             bq = BullQueue(REDIS_URL, queue, BENCH_PREFIX)
             await bq.obliterate()
             await bq.close()
+
+
+async def run_rate(args: argparse.Namespace, rate: float, event: str, body: bytes) -> RateResult:
+    """Fresh `aw serve`, warm-up + `seconds` of load at `rate`, the figures."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"aw-bench-latency-{rate:.0f}-"))
+    async with aw_serve(workdir, args.log_level) as (port, pid):
+        requests = build_requests(port, event, body, int(rate * (args.warmup + args.seconds)))
+        gen = LoadGenerator("127.0.0.1", port, args.max_connections, args.timeout)
+        busy_before = await wait_quiet(args.quiet_pct, args.quiet_wait)
+        await gen.preconnect(4)
+        gc.collect()
+        gc.freeze()  # the pre-built requests are never garbage: keep the collector off them
+        samples: list[CpuSample] = []
+        services0 = services_cpu()
+        watcher = asyncio.create_task(watch(gen, pid, samples))
+        try:
+            await send_all(gen, requests, rate)
+        finally:
+            watcher.cancel()
+            gen.close()
+            gc.unfreeze()
+        samples.append(CpuSample.take(pid))
+        services = 100 * (services_cpu() - services0) / (samples[-1].wall - samples[0].wall)
+    measured = requests[int(rate * args.warmup) :]
+    result = summarize(rate, measured, gen, samples, log_levels(workdir / "serve.log"))
+    if args.keep_logs:
+        print(f"    aw serve log: {workdir / 'serve.log'}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    result.busy_before = busy_before
+    result.services_cpu = services
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"machine: {machine()}; load average before: {load}")
     print(
-        f"aw serve (BullMQ mode, log level {log_level}): {rate:.0f} requests/s for {seconds:.0f} s, "
-        f"{len(due)} counted, {errors} errors"
+        f"aw serve in BullMQ mode, log level {args.log_level}; {args.seconds:.0f} s per rate "
+        f"after {args.warmup:.0f} s warm-up; latency from each request's due time"
     )
-    print(
-        f"latency from due time: p50 {pct(due, 0.5):.1f} ms, p90 {pct(due, 0.9):.1f} ms, "
-        f"p99 {pct(due, 0.99):.1f} ms, max {max(due) * 1000:.1f} ms"
-    )
-    print(
-        f"latency from send:     p50 {pct(sent, 0.5):.1f} ms, p99 {pct(sent, 0.99):.1f} ms, "
-        f"mean {statistics.mean(sent) * 1000:.1f} ms"
-    )
+    event, body = await sample_payload()
+    highest: float | None = None
+    rate = args.rate
+    while rate <= args.max_rate:
+        result = await run_rate(args, rate, event, body)
+        for _ in range(args.retries):
+            if result.other_cpu < args.quiet_pct:
+                break
+            print(f"(disturbed: other processes used {result.other_cpu:.0f}% of a core; again)")
+            print(f"    was: {result.summary()}", flush=True)
+            result = await run_rate(args, rate, event, body)
+        print(result.summary(), flush=True)
+        print(result.detail(), flush=True)
+        if result.errors or result.pct(0.99) >= args.threshold_ms:
+            break
+        highest = rate
+        if args.once:
+            return
+        rate += args.step
+    else:
+        print(f"(stopped at --max-rate {args.max_rate:.0f}/s)")
+    found = f"{highest:.0f}/s" if highest is not None else f"none (not even {args.rate:.0f}/s)"
+    print(f"highest rate with p99 < {args.threshold_ms:.0f} ms: {found}")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rate", type=float, default=200.0)
-    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--rate", type=float, default=200.0, help="first rate, requests/s")
+    p.add_argument("--step", type=float, default=100.0, help="rate increment of the search")
+    p.add_argument("--max-rate", type=float, default=5000.0)
+    p.add_argument("--once", action="store_true", help="only --rate, no search")
+    p.add_argument("--seconds", type=float, default=20.0, help="counted seconds per rate")
+    p.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds first")
+    p.add_argument("--threshold-ms", type=float, default=50.0, help="p99 bound of the search")
+    p.add_argument("--timeout", type=float, default=10.0, help="s after due time: an error")
+    p.add_argument("--max-connections", type=int, default=256)
+    p.add_argument(
+        "--quiet-pct",
+        type=float,
+        default=15.0,
+        help="before each rate, wait for a second with the machine less busy than this (%%)",
+    )
+    p.add_argument("--quiet-wait", type=float, default=300.0, help="wait at most this long (s)")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="run a rate again (at most this often) if other processes used > --quiet-pct",
+    )
+    p.add_argument("--keep-logs", action="store_true", help="keep each rate's aw serve log")
     p.add_argument(
         "--log-level", default="INFO", help="AW_LOG_LEVEL of aw serve (INFO is the default)"
     )
-    args = p.parse_args()
-    asyncio.run(main(args.rate, args.seconds, args.log_level))
+    asyncio.run(main(p.parse_args()))

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent_workflow.config import Settings, load_settings
-from agent_workflow.errors import AgentWorkflowError, ConfigError
+from agent_workflow.core.errors import AgentWorkflowError, ConfigError
 from agent_workflow.logs import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -125,7 +125,7 @@ def emulator(
     webhook_secret: Annotated[str | None, typer.Option(help="Secret to sign webhooks.")] = None,
 ) -> None:
     """Run the GitHub emulator (REST subset, admin API at /_emulator, fault injection)."""
-    from agent_workflow.forge.emulator import main as emulator_main
+    from github_emulator import main as emulator_main
 
     configure_logging()
     emulator_main(
@@ -148,16 +148,6 @@ def demo(
         raise typer.Exit(1) from None
     sys.exit(code)
 
-
-def _register_chaos() -> None:
-    from agent_workflow.chaos.cli import chaos_command
-
-    app.command("chaos", help="Chaos run: real processes, kills, stops, faults; checks G1-G5.")(
-        chaos_command
-    )
-
-
-_register_chaos()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

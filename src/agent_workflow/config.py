@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,34 +18,55 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agent_workflow.errors import ConfigError
+from agent_workflow.core.errors import ConfigError
 
 
 class Settings(BaseSettings):
-    """Every knob, with the default a single machine wants."""
+    """Every knob, with the default a single machine wants and the reason for it.
+
+    This is the only place a default lives: the layers below take these values as
+    required parameters and carry no second default of their own.
+    """
 
     model_config = SettingsConfigDict(env_prefix="AW_", extra="ignore")
 
     # Storage and queue.
-    database_url: str = "sqlite:///agent-workflow.db"
+    database_url: str = "sqlite:///agent-workflow.db"  # embedded: a file in the working dir
     redis_url: str | None = None  # unset: the embedded in-process queue
-    queue_name: str = "agent-workflow"
-    queue_prefix: str = "aw"
+    queue_name: str = "agent-workflow"  # BullMQ queue; distinct names share one Redis
+    queue_prefix: str = "aw"  # Redis key prefix; not BullMQ's `bull`, so a shared Redis reads well
 
     # GitHub.
-    github_api_url: str = "https://api.github.com"
+    github_api_url: str = "https://api.github.com"  # GitHub Enterprise Server: its /api/v3
     github_token: SecretStr | None = None
     github_app_id: str | None = None
     github_app_private_key: SecretStr | None = None  # PEM text, or a path to the PEM file
     github_installation_id: int | None = None
     github_mutation_interval_s: float = 1.0  # GitHub asks for ≥1 s between mutations per token
-    github_timeout_s: float = 30.0
+    github_timeout_s: float = 30.0  # GitHub answers in well under a second; 30 s means stuck
+    # Permissions change rarely; caching answers this long keeps the steady state free of
+    # GitHub reads (G6). A revoked user can still act for at most this long.
+    permission_ttl_s: float = 300.0
+    # An uncertain mutation (5xx, timeout) is reconciled and retried after this many
+    # seconds times the round number, so a struggling GitHub is not hammered.
+    uncertain_backoff_s: float = 1.0
     bot_login: str = ""  # our own account; its events are ignored (any `[bot]` login is too)
     webhook_secret: SecretStr | None = None
+    # GitHub caps webhook payloads at 25 MB, but the events we act on are a few KB;
+    # 1 MiB leaves room for long issue bodies while bounding memory per request.
     webhook_max_body_bytes: int = 1_048_576
 
+    # Triggers (DESIGN §1): what people type on GitHub to drive the agent. Labels compare
+    # case-insensitively, commands exactly (first line, whitespace squashed). The
+    # defaults are the README's vocabulary; change them when `agent` is already taken.
+    plan_label: str = "agent"  # added to an issue: plan it
+    approve_label: str = "agent-approved"  # added after the plan: deliver it (as `/approve`)
+    plan_command: str = "/agent plan"  # for people who would rather comment than label
+    approve_command: str = "/approve"  # after the plan: deliver it
+    retry_command: str = "/retry"  # after `agent-blocked`: a new attempt of the phase
+
     # HTTP server.
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
     port: int = 8080
 
     # Agents.
@@ -55,10 +76,10 @@ class Settings(BaseSettings):
     max_budget_usd: float | None = None  # per phase run; None: the agent's per-phase defaults
     claude_model: str | None = None  # None: the CLI's default model
     task_budget_usd: float | None = 20.0  # per task, across attempts and resumes
-    max_agents: int = 4  # agent runs at once in this process
-    max_agents_per_repo: int = 2
+    max_agents: int = 4  # agent runs at once in this process: CPU- and memory-hungry processes
+    max_agents_per_repo: int = 2  # runs on one repo share its clone, its lock and its API quota
     workspace_dir: Path = Path(".agent-workflow/workspaces")
-    scripted_duration_s: float = 0.0
+    scripted_duration_s: float = 0.0  # the scripted agent (tests, demo): instant by default
     scripted_jitter_s: float = 0.0
     scripted_seed: int = 0
 
@@ -67,16 +88,41 @@ class Settings(BaseSettings):
     # job to another (after lockDuration + stalledInterval), the lease has expired too and
     # the new worker takes the phase over at once.
     lease_s: float = 30.0
-    heartbeat_s: float = 10.0
-    max_failures: int = 3
-    concurrency: int = 4  # routing jobs at once per process
-    sweep_interval_s: float = 15.0
+    heartbeat_s: float = 10.0  # a third of the lease: two missed beats still keep it
+    max_failures: int = 3  # errors in one attempt before the phase is `failed` (visibly)
+    # Routing jobs at once per process (embedded queue and BullMQ worker alike); they
+    # mostly wait on the database, GitHub and agents, which `max_agents` bounds anyway.
+    concurrency: int = 4
+    sweep_interval_s: float = 15.0  # cheap (indexed reads); unfinished work waits at most this
     sweep_grace_s: float = 30.0  # how old an unrouted delivery or a pending phase must be
-    lock_duration_ms: int = 30_000
-    stalled_interval_ms: int = 30_000
-    max_stalled_count: int = 1
-    shutdown_grace_s: float = 25.0
+    lock_duration_ms: int = 30_000  # BullMQ's default: a dead worker's job returns after ~30 s
+    stalled_interval_ms: int = 30_000  # BullMQ's default; each check is one Lua script
+    max_stalled_count: int = 1  # BullMQ's default: the sweeper covers a job failed for stalling
+    shutdown_grace_s: float = 25.0  # inside Kubernetes' default 30 s between SIGTERM and SIGKILL
     owner: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+
+    @field_validator(
+        "plan_label", "approve_label", "plan_command", "approve_command", "retry_command"
+    )
+    @classmethod
+    def _trigger(cls, value: str) -> str:
+        # An empty command would match every comment whose first line is empty.
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _distinct_triggers(self) -> Settings:
+        labels = [self.plan_label.casefold(), self.approve_label.casefold()]
+        commands = [
+            " ".join(c.split())
+            for c in (self.plan_command, self.approve_command, self.retry_command)
+        ]
+        if len(set(labels)) < len(labels):
+            raise ValueError("AW_PLAN_LABEL and AW_APPROVE_LABEL must differ")
+        if len(set(commands)) < len(commands):
+            raise ValueError("AW_PLAN_COMMAND, AW_APPROVE_COMMAND and AW_RETRY_COMMAND must differ")
+        return self
 
     @field_validator("github_api_url")
     @classmethod
@@ -122,4 +168,6 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
+        if not field:  # a check across settings names them in its message
+            raise ConfigError(f"invalid settings: {first['msg']}") from exc
         raise ConfigError(f"invalid setting AW_{field.upper()}: {first['msg']}") from exc

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from agent_workflow.demo.process import free_port
-from agent_workflow.forge.emulator import EmulatorServer
 from agent_workflow.queue.bullmq_backend import BullQueue
 from agent_workflow.store import connect
+from github_emulator import EmulatorServer
 from tests.acceptance.system import BOT, REPO, SECRET, TOKEN, USER, Processes, Timing, World
 from tests.conftest import drop_pg_database, new_pg_database
 

@@ -21,11 +21,11 @@ from typing import TypeVar
 from sqlalchemy import func, select
 
 from agent_workflow.core.effects import effect_key
-from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus
+from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, TaskInfo
 from agent_workflow.demo.process import AwProcess
-from agent_workflow.forge.emulator import EmulatorAdmin
 from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, effects, phase_runs, tasks
+from github_emulator import DeliveryInfo, EmulatorAdmin
 
 T = TypeVar("T")
 
@@ -233,9 +233,15 @@ class World:
 
     async def label_agent(self, issue: int) -> str:
         """The trusted user adds `agent` (starts the plan); returns the delivery id."""
-        acted = await self.admin.add_label(REPO, issue, "agent", user=USER)
-        self._check_accepted(acted.deliveries)
-        return acted.deliveries[0].id
+        delivery = await self.label(issue, "agent")
+        self._check_accepted([delivery])
+        return delivery.id
+
+    async def label(self, issue: int, name: str) -> DeliveryInfo:
+        """The trusted user adds label `name`; returns the webhook delivery as answered."""
+        acted = await self.admin.add_label(REPO, issue, name, user=USER)
+        assert len(acted.deliveries) == 1, acted.deliveries
+        return acted.deliveries[0]
 
     async def approve(self, issue: int) -> None:
         """The trusted user comments `/approve` (starts deliver)."""
@@ -257,7 +263,7 @@ class World:
     async def pulls_for(self, issue: int) -> list[int]:
         """Numbers of the pull requests whose head is the issue's branch."""
         pulls = await self.admin.pulls(REPO)
-        head = f"agent/issue-{issue}"
+        head = TaskInfo(REPO, issue).branch
         return [p.number for p in pulls if p.pull is not None and p.pull.head == head]
 
     # -- the database ----------------------------------------------------------------------

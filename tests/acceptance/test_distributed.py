@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from agent_workflow.core.model import Phase
-from agent_workflow.forge.emulator import EmulatorConfig
 from agent_workflow.queue.bullmq_backend import BullQueue
 from agent_workflow.service.jobs import route_job
+from github_emulator import EmulatorConfig
 from tests.acceptance.system import (
     DEADLINE_S,
     AgentRun,

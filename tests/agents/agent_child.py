@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from agent_workflow.agents.claude import ClaudeAgent, ClaudeConfig
-from agent_workflow.agents.protocol import AgentRequest
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest
 from agent_workflow.workspace import Workspace
 
 

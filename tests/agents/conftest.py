@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from agent_workflow.agents.claude import ClaudeAgent, ClaudeConfig, PhaseLimits
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Script
-from agent_workflow.agents.protocol import AgentRequest
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest
 from agent_workflow.workspace import Workspace
-from agent_workflow.workspace.testing import make_remote
+from tests.support.fake_anthropic import FakeAnthropic, Script
+from tests.support.git_seed import make_remote
 
 REPO = "acme/widgets"
 SESSION = "0b5cf3a4-4f6e-5d8b-9a1c-2e3f4a5b6c7d"

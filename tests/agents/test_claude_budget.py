@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent_workflow.agents.claude import ClaudeAgent
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Reply, Script, call
-from agent_workflow.agents.protocol import AgentRequest, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, Outcome
 from tests.agents.conftest import SESSION, limits
+from tests.support.fake_anthropic import FakeAnthropic, Reply, Script, call
 
 # The model never stops reading.
 ENDLESS = call("Read", {"file_path": "README.md"})
@@ -81,7 +81,7 @@ async def test_result__an_api_error_is_an_error_not_a_success(
     make_request: Callable[..., AgentRequest],
 ) -> None:
     """The CLI reports subtype "success" with is_error=true for a failed API call."""
-    from agent_workflow.agents.fake_anthropic import ApiError
+    from tests.support.fake_anthropic import ApiError
 
     fake.script = Script().main(Reply(error=ApiError(400, message="scripted failure")))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent_workflow.agents.claude import ClaudeAgent
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Script, call, say, steps
-from agent_workflow.agents.protocol import AgentRequest, Outcome
 from agent_workflow.core.model import Phase
-from agent_workflow.workspace.testing import push_commit, remote_file, remote_log, remote_sha
+from agent_workflow.core.ports import AgentRequest, Outcome
+from tests.support.fake_anthropic import FakeAnthropic, Script, call, say, steps
+from tests.support.git_seed import push_commit, remote_file, remote_log, remote_sha
 
 NOTE_PATH = "docs/solutions/issue-7-add-a-perimeter-function.md"
 NOTE = "# perimeter\n\nKeep geometry helpers together in widgets/__init__.py.\n"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from agent_workflow.agents.claude import ClaudeAgent
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Script, call, say, steps
-from agent_workflow.agents.protocol import AgentRequest, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, Outcome
 from agent_workflow.workspace import Workspace
 from agent_workflow.workspace.git import Git
-from agent_workflow.workspace.testing import push_commit, remote_file, remote_log, remote_sha
 from tests.agents.conftest import SESSION
 from tests.agents.helpers import cli_gone, cli_pids
+from tests.support.fake_anthropic import FakeAnthropic, Script, call, say, steps
+from tests.support.git_seed import push_commit, remote_file, remote_log, remote_sha
 
 NEW_INIT = "def area(w, h):\n    return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n"
 TEST_FILE = (

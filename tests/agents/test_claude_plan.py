@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent_workflow.agents.claude import ClaudeAgent
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Script, call, say, steps
-from agent_workflow.agents.protocol import AgentRequest, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, Outcome
 from agent_workflow.workspace import Workspace
 from tests.agents.conftest import SESSION
+from tests.support.fake_anthropic import FakeAnthropic, Script, call, say, steps
 
 PLAN = "## Plan\n\n1. Add `perimeter(w, h)` to widgets/__init__.py.\n2. Test it."
 
@@ -73,7 +73,7 @@ async def test_plan__prompt_carries_the_issue_and_a_repository_may_override_it(
     make_request: Callable[..., AgentRequest],
     tmp_path: Path,
 ) -> None:
-    from agent_workflow.workspace.testing import push_commit
+    from tests.support.git_seed import push_commit
 
     fake.script = Script().main(say(PLAN))
     request = make_request(Phase.PLAN)

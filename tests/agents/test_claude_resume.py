@@ -15,7 +15,11 @@ import pytest
 
 from agent_workflow.agents import transcripts
 from agent_workflow.agents.claude import ClaudeAgent
-from agent_workflow.agents.fake_anthropic import (
+from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, Outcome
+from agent_workflow.workspace import Workspace
+from tests.agents.conftest import SESSION
+from tests.support.fake_anthropic import (
     FakeAnthropic,
     Script,
     call,
@@ -23,11 +27,7 @@ from agent_workflow.agents.fake_anthropic import (
     say,
     steps,
 )
-from agent_workflow.agents.protocol import AgentRequest, Outcome
-from agent_workflow.core.model import Phase
-from agent_workflow.workspace import Workspace
-from agent_workflow.workspace.testing import remote_file
-from tests.agents.conftest import SESSION
+from tests.support.git_seed import remote_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

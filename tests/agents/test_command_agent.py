@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from agent_workflow.agents.command import CommandAgent, CommandConfig
-from agent_workflow.agents.protocol import AgentRequest, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, Outcome
 from agent_workflow.workspace import Workspace
-from agent_workflow.workspace.testing import remote_file, remote_sha
+from tests.support.git_seed import remote_file, remote_sha
 
 # A stand-in agent: records what it got, then does what its first argument says.
 AGENT = """

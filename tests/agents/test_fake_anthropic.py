@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from agent_workflow.agents.fake_anthropic import (
+from tests.support.fake_anthropic import (
     ApiError,
     FakeAnthropic,
     Reply,

@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 
 import pytest
+from chaos.config import DEFAULT_PG_ADMIN_URL
 
-from agent_workflow.chaos import ChaosConfig, run_chaos_async
-from agent_workflow.chaos.config import DEFAULT_PG_ADMIN_URL
+from chaos import ChaosConfig, run_chaos_async
 
 SEED = 20240611
 

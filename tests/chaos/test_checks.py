@@ -10,9 +10,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from agent_workflow.chaos.checks import DbView, ForgeIssue, forge_changes, judge
-from agent_workflow.chaos.injector import Held, KillRecord, StopRecord
-from agent_workflow.chaos.world import REPO
+from chaos.checks import DbView, ForgeIssue, forge_changes, judge
+from chaos.injector import Held, KillRecord, StopRecord
+from chaos.world import REPO
 
 PHASES = ("plan", "deliver", "compound")
 LABELS = ("agent", "agent-planned", "agent-delivered", "agent-done")

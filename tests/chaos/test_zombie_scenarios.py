@@ -1,6 +1,6 @@
 """Targeted zombie scenarios on real processes: a worker frozen past its lease must not act.
 
-Fixed by checking the lease (`agent_workflow.lease`) right before every mutation is
+Fixed by checking the lease (`agent_workflow.core.lease`) right before every mutation is
 sent; the history of the window follows.
 
 Found by the long chaos run (seed 7): a worker whose comment POST was answered
@@ -32,11 +32,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from chaos.config import DEFAULT_PG_ADMIN_URL, ChaosConfig
+from chaos.system import SystemUnderTest, system_under_test
+from chaos.world import BOT, MARKER_RE, REPO, USER
 from sqlalchemy import select
 
-from agent_workflow.chaos.config import DEFAULT_PG_ADMIN_URL, ChaosConfig
-from agent_workflow.chaos.system import SystemUnderTest, system_under_test
-from agent_workflow.chaos.world import BOT, MARKER_RE, REPO, USER
 from agent_workflow.store.schema import phase_runs
 
 RETRY_AFTER_S = 4

@@ -6,10 +6,10 @@ import json
 import os
 from pathlib import Path
 
-from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.model import Intent
-from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import connect
+from agent_workflow.testing.agent import ScriptedAgent
+from agent_workflow.testing.forge import MemoryForge
 from tests.aw_cli import run_aw
 from tests.conftest import FakeClock
 from tests.core.helpers import event, make_core
@@ -49,4 +49,20 @@ async def test_bad_config__one_line_and_exit_2(tmp_path: Path) -> None:
     assert code == 2
     assert err.strip().count("\n") == 0
     assert "configuration error" in err
+    assert "Traceback" not in err + out
+
+
+async def test_bad_trigger__one_line_and_exit_2(tmp_path: Path) -> None:
+    """Two triggers spelled alike would leave one dead: refused at start, naming both."""
+    code, out, err = await aw(
+        "status",
+        env={
+            "AW_DATABASE_URL": f"sqlite:///{tmp_path / 'aw.db'}",
+            "AW_PLAN_LABEL": "robot",
+            "AW_APPROVE_LABEL": "Robot",
+        },
+    )
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "AW_PLAN_LABEL and AW_APPROVE_LABEL must differ" in err
     assert "Traceback" not in err + out

@@ -1,66 +1,69 @@
-"""Builders for core tests: events, a wired core over the in-memory twins."""
+"""Builders for core tests: a wired core, phase runs seeded as a dead worker left them.
+
+Events come from `tests.support.events`; `event` is re-exported here for `tests/cli`.
+"""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
-from agent_workflow.agents.scripted import ScriptedAgent
-from agent_workflow.core.model import Event, Intent, Phase, PhaseRun, PhaseStatus, Task, TaskInfo
+from sqlalchemy import func, select
+from sqlalchemy.sql import FromClause
+
+from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
+from agent_workflow.core.ports import AgentResult, Forge, Outcome
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
-from agent_workflow.forge.memory import MemoryForge
 from agent_workflow.store import Store
-from agent_workflow.store.phase_runs import RecordedResult
+from agent_workflow.testing.agent import ScriptedAgent
+from agent_workflow.testing.forge import MemoryForge
 from tests.conftest import FakeClock
+from tests.support.events import BOT, event, task_info
 
-REPO = "acme/widgets"
+__all__ = [
+    "LEASE_S",
+    "Seeded",
+    "count_rows",
+    "event",
+    "make_core",
+    "seed_claimed",
+    "seed_finished",
+]
+
 LEASE_S = 30.0
-_ids = itertools.count(1)
-
-
-def event(
-    intent: Intent,
-    issue: int = 7,
-    *,
-    delivery: str | None = None,
-    actor: str = "alice",
-    repo: str = REPO,
-    pr_number: int | None = None,
-    body: str = "Make it better.",
-) -> Event:
-    """A parsed event as the ingress would produce it."""
-    return Event(
-        delivery_id=delivery or f"delivery-{next(_ids)}",
-        intent=intent,
-        repo=repo,
-        issue_number=issue,
-        actor=actor,
-        title=f"Issue {issue}",
-        body=body,
-        clone_url=f"/tmp/{repo}.git",
-        default_branch="main",
-        pr_number=pr_number,
-    )
 
 
 def make_core(
     store: Store,
     clock: FakeClock,
     *,
-    forge: MemoryForge | None = None,
+    forge: Forge | None = None,
     agent: ScriptedAgent | None = None,
     owner: str = "worker-a",
 ) -> Core:
-    """A core over the twins with a fake clock and no backoff."""
+    """A core over `forge` (the memory twin by default) with a fake clock and no backoff."""
     return build_core(
         store,
         forge or MemoryForge(),
         agent or ScriptedAgent(),
-        RunnerSettings(owner=owner, lease_s=LEASE_S, heartbeat_s=LEASE_S / 3),
+        RunnerSettings(
+            owner=owner,
+            lease_s=LEASE_S,
+            heartbeat_s=LEASE_S / 3,
+            max_failures=3,
+            task_budget_usd=None,
+        ),
         clock=clock,
+        own_login=BOT,
         uncertain_backoff_s=0.0,
+        permission_ttl_s=300.0,
     )
+
+
+async def count_rows(store: Store, table: FromClause) -> int:
+    """Rows in one table."""
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,9 @@ async def seed_claimed(
     store: Store, clock: FakeClock, *, owner: str, start_agent: bool = True, issue: int = 7
 ) -> Seeded:
     """The plan phase claimed by `owner` (and its agent started, unless told otherwise)."""
-    task = await store.tasks.ensure(TaskInfo(REPO, issue, title=f"Issue {issue}"), clock())
+    task = await store.tasks.ensure(task_info(issue), clock())
     run = await store.phases.ensure(task.id, Phase.PLAN, "d-1", clock())
-    claimed = await store.phases.claim(run.id, owner, LEASE_S, clock())
+    claimed = await store.phases.claim(run.task_id, run.phase, owner, LEASE_S, clock())
     assert claimed is not None
     agent_run_id = None
     if start_agent:
@@ -96,14 +99,17 @@ async def seed_finished(
     owner: str,
     text: str = "",
     reason: str = "",
+    issue: int = 7,
 ) -> Seeded:
     """The plan phase finished by `owner`, which still holds the lease for the effects."""
-    seeded = await seed_claimed(store, clock, owner=owner)
+    seeded = await seed_claimed(store, clock, owner=owner, issue=issue)
     assert seeded.agent_run_id is not None
     await store.phases.finish(
         seeded.run.guard,
         seeded.agent_run_id,
-        RecordedResult(status, text=text, reason=reason),
+        status,
+        AgentResult(Outcome.SUCCESS, text=text, reason=reason),
+        max_failures=3,
         effects_lease_s=LEASE_S,
         now=clock(),
     )

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from agent_workflow.agents.protocol import Outcome
-from agent_workflow.agents.scripted import ScriptedAgent
+from agent_workflow.core.errors import PhaseBusy
 from agent_workflow.core.hooks import HookContext, on_phase_blocked, on_plan_complete
-from agent_workflow.core.ledger import Scope
+from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Intent, Phase, PhaseStatus
-from agent_workflow.errors import PhaseBusy
-from agent_workflow.forge.memory import MemoryForge
+from agent_workflow.core.ports import Outcome
 from agent_workflow.store import Store
+from agent_workflow.testing.agent import ScriptedAgent
+from agent_workflow.testing.forge import MemoryForge
 from tests.conftest import FakeClock
-from tests.core.helpers import LEASE_S, REPO, event, make_core, seed_finished
+from tests.core.helpers import LEASE_S, make_core, seed_finished
+from tests.support.events import REPO, event
 
 
-async def _ctx(store: Store, core_ledger: object, phase: Phase) -> HookContext:
+async def _ctx(store: Store, core_ledger: Ledger, phase: Phase) -> HookContext:
     task = await store.tasks.find(REPO, 7)
     assert task is not None
     run = await store.phases.get(task.id, phase)
@@ -27,7 +28,7 @@ async def _ctx(store: Store, core_ledger: object, phase: Phase) -> HookContext:
 
     return HookContext(
         task, run, core_ledger, Scope(task.id, phase.value, run.attempt, run.guard), set_pr
-    )  # type: ignore[arg-type]
+    )
 
 
 async def test_plan_complete_hook__twice_posts_once(store: Store, clock: FakeClock) -> None:

@@ -17,27 +17,31 @@ import itertools
 import re
 import uuid
 from collections import Counter
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from agent_workflow.agents.protocol import AgentRequest, AgentResult
-from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.effects import is_hint
+from agent_workflow.core.errors import PhaseBusy
 from agent_workflow.core.model import Event, Intent
-from agent_workflow.errors import PhaseBusy
-from agent_workflow.forge.memory import MemoryForge
+from agent_workflow.core.ports import AgentRequest, AgentResult, PullRequest
 from agent_workflow.store import connect
 from agent_workflow.store.schema import agent_runs, phase_runs
+from agent_workflow.testing.agent import ScriptedAgent
+from agent_workflow.testing.forge import MemoryForge
 from tests.conftest import FakeClock
-from tests.core.helpers import LEASE_S, event, make_core
+from tests.core.helpers import LEASE_S, make_core
+from tests.support.events import event
 
 ISSUES = (1, 2, 3)
 MUTATIONS = ("create_comment", "add_labels", "remove_label", "open_pull_request")
 MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+T = TypeVar("T")
 
 
 class Died(BaseException):
@@ -62,23 +66,24 @@ class FaultyForge(MemoryForge):
             "create_comment", super().create_comment(repo, issue_number, body)
         )
 
-    async def add_labels(self, repo: str, issue_number: int, labels: object) -> None:
-        return await self._maybe_die("add_labels", super().add_labels(repo, issue_number, labels))  # type: ignore[arg-type]
+    async def add_labels(self, repo: str, issue_number: int, labels: Sequence[str]) -> None:
+        await self._maybe_die("add_labels", super().add_labels(repo, issue_number, labels))
 
     async def remove_label(self, repo: str, issue_number: int, label: str) -> None:
-        return await self._maybe_die(
-            "remove_label", super().remove_label(repo, issue_number, label)
-        )
+        await self._maybe_die("remove_label", super().remove_label(repo, issue_number, label))
 
-    async def open_pull_request(self, repo: str, **kw: str) -> object:  # type: ignore[override]
-        return await self._maybe_die("open_pull_request", super().open_pull_request(repo, **kw))
+    async def open_pull_request(
+        self, repo: str, *, head: str, base: str, title: str, body: str
+    ) -> PullRequest:
+        pull = super().open_pull_request(repo, head=head, base=base, title=title, body=body)
+        return await self._maybe_die("open_pull_request", pull)
 
-    async def _maybe_die(self, method: str, call: object) -> object:
+    async def _maybe_die(self, method: str, call: Coroutine[Any, Any, T]) -> T:
         when = self.faults_armed.forge.pop(method, None)
         if when == "before":
-            call.close()  # type: ignore[attr-defined]
+            call.close()
             raise Died
-        result = await call  # type: ignore[misc]
+        result = await call
         if when == "after":
             raise Died
         return result

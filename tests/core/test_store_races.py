@@ -11,7 +11,8 @@ from agent_workflow.core.model import Intent, Phase, PhaseStatus, TaskInfo
 from agent_workflow.store import Store, connect
 from agent_workflow.store.schema import phase_runs, tasks
 from tests.conftest import FakeClock
-from tests.core.helpers import REPO, event, make_core
+from tests.core.helpers import make_core
+from tests.support.events import REPO, event
 
 CONCURRENT = 24
 
@@ -52,7 +53,10 @@ async def test_claim__concurrent_claims_one_winner(db_url: str) -> None:
         task = await stores[0].tasks.ensure(TaskInfo(repo=REPO, issue_number=1), 1.0)
         run = await stores[0].phases.ensure(task.id, Phase.PLAN, "d", 1.0)
         claims = await asyncio.gather(
-            *(s.phases.claim(run.id, f"w{i}", 30.0, 2.0) for i, s in enumerate(stores))
+            *(
+                s.phases.claim(run.task_id, run.phase, f"w{i}", 30.0, 2.0)
+                for i, s in enumerate(stores)
+            )
         )
         winners = [c for c in claims if c is not None]
         assert len(winners) == 1

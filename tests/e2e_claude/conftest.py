@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agent_workflow.agents.fake_anthropic import FakeAnthropic, Script
-from agent_workflow.forge.emulator import EmulatorServer
 from agent_workflow.forge.github import GitHubForge
-from agent_workflow.workspace.testing import make_remote
+from github_emulator import EmulatorServer
 from tests.e2e_claude.helpers import FILES, REPO, TOKEN, TRUSTED, World, github_forge
+from tests.support.fake_anthropic import FakeAnthropic, Script
+from tests.support.git_seed import make_remote
 
 
 @pytest.fixture

@@ -17,7 +17,17 @@ from sqlalchemy import select
 
 from agent_workflow.agents.claude import DEFAULT_LIMITS, ClaudeAgent, ClaudeConfig, PhaseLimits
 from agent_workflow.agents.compound import solution_slug
-from agent_workflow.agents.fake_anthropic import (
+from agent_workflow.core.clock import now
+from agent_workflow.core.model import Event, Intent, Phase
+from agent_workflow.core.runner import RunnerSettings, session_id_for
+from agent_workflow.core.wiring import Core, build_core
+from agent_workflow.forge.github import GitHubForge
+from agent_workflow.forge.policy import RequestPolicy
+from agent_workflow.store import Store
+from agent_workflow.store.schema import agent_runs, phase_runs
+from agent_workflow.workspace import Workspace
+from github_emulator import CommentView, EmulatorServer
+from tests.support.fake_anthropic import (
     FakeAnthropic,
     Reply,
     Responder,
@@ -28,16 +38,7 @@ from agent_workflow.agents.fake_anthropic import (
     say,
     steps,
 )
-from agent_workflow.agents.fake_anthropic.conversation import Conversation
-from agent_workflow.core.model import Event, Intent, Phase
-from agent_workflow.core.runner import RunnerSettings, session_id_for
-from agent_workflow.core.wiring import Core, build_core
-from agent_workflow.forge.emulator import CommentView, EmulatorServer
-from agent_workflow.forge.github import GitHubForge
-from agent_workflow.forge.policy import RequestPolicy
-from agent_workflow.store import Store
-from agent_workflow.store.schema import agent_runs, phase_runs
-from agent_workflow.workspace import Workspace
+from tests.support.fake_anthropic.conversation import Conversation
 
 TOKEN = "e2e-claude-token"
 BOT = "agent-workflow[bot]"  # the emulator's login for TOKEN
@@ -131,9 +132,22 @@ def make_core(
     config = ClaudeConfig(env=world.claude_env, limits=limits or DEFAULT_LIMITS)
     agent = ClaudeAgent(Workspace(world.workspace_dir), config)
     settings = RunnerSettings(
-        owner=owner, lease_s=lease_s, heartbeat_s=lease_s / 3, task_budget_usd=task_budget_usd
+        owner=owner,
+        lease_s=lease_s,
+        heartbeat_s=lease_s / 3,
+        max_failures=3,
+        task_budget_usd=task_budget_usd,
     )
-    return build_core(store, world.forge, agent, settings, own_login=BOT, uncertain_backoff_s=0.0)
+    return build_core(
+        store,
+        world.forge,
+        agent,
+        settings,
+        clock=now,
+        own_login=BOT,
+        uncertain_backoff_s=0.0,
+        permission_ttl_s=300.0,
+    )
 
 
 # -- scripts ---------------------------------------------------------------------------

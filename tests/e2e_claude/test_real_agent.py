@@ -26,14 +26,12 @@ from sqlalchemy import update
 
 from agent_workflow.agents import transcripts
 from agent_workflow.agents.claude import PhaseLimits
-from agent_workflow.agents.fake_anthropic import Conversation, call, first_time, say, steps
 from agent_workflow.core.effects import MARKER_PREFIX
 from agent_workflow.core.hooks import LABEL_BLOCKED, LABEL_DONE, LABEL_PLANNED
 from agent_workflow.core.model import Event, Intent, Phase, PhaseStatus, Task
 from agent_workflow.store import Store
 from agent_workflow.store.schema import phase_runs
 from agent_workflow.workspace.git import Git
-from agent_workflow.workspace.testing import remote_file, remote_log, remote_sha
 from tests.e2e_claude.helpers import (
     BOT,
     DELIVER_SUMMARY,
@@ -59,6 +57,8 @@ from tests.integration.helpers import (
     PULLS_POST,
     github_calls,
 )
+from tests.support.fake_anthropic import Conversation, call, first_time, say, steps
+from tests.support.git_seed import remote_file, remote_log, remote_sha
 
 CHILD = Path(__file__).with_name("worker_child.py")
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -8,9 +8,9 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from agent_workflow.forge.emulator import EmulatorServer, serve_app
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
+from github_emulator import EmulatorServer, serve_app
 from tests.forge.helpers import REPO, SECRET, TOKEN, Receiver
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from agent_workflow.forge.emulator import EmulatorAdminError, EmulatorServer
+from github_emulator import EmulatorAdminError, EmulatorServer
 from tests.forge.helpers import REPO, TOKEN
 
 COMMENTS = "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"

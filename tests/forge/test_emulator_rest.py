@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from agent_workflow.forge.emulator import EmulatorConfig, EmulatorServer
+from github_emulator import EmulatorConfig, EmulatorServer
 from tests.forge.helpers import BOT, REPO, TOKEN
 
 COMMENTS = "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"

@@ -9,13 +9,10 @@ import time
 
 import httpx
 
-from agent_workflow.forge.emulator import EmulatorServer
+from github_emulator import EmulatorServer
 from tests.forge.helpers import REPO, TOKEN
 
-MAIN = (
-    "from agent_workflow.forge.emulator import main; "
-    f"main(port=0, token={TOKEN!r}, repos=[{REPO!r}])"
-)
+MAIN = f"from github_emulator import main; main(port=0, token={TOKEN!r}, repos=[{REPO!r}])"
 
 
 def _read_url(process: subprocess.Popen[str]) -> str:

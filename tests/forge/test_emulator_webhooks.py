@@ -8,7 +8,7 @@ import json
 
 import httpx
 
-from agent_workflow.forge.emulator import EmulatorServer
+from github_emulator import EmulatorServer
 from tests.forge.helpers import BOT, REPO, SECRET, TOKEN, Receiver
 
 

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from agent_workflow.forge.auth import AppAuth
-from agent_workflow.forge.emulator import EmulatorConfig, EmulatorServer
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.http import GitHubApiError, GitHubHttp
 from agent_workflow.forge.policy import RequestPolicy
+from github_emulator import EmulatorConfig, EmulatorServer
 from tests.forge.helpers import BOT, REPO
 
 APP_ID = 4242

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from agent_workflow.errors import RateLimited, UncertainOutcome
-from agent_workflow.forge.emulator import EmulatorServer
+from agent_workflow.core.errors import RateLimited, UncertainOutcome
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.http import ForgeUnavailable
 from agent_workflow.forge.policy import RequestPolicy
+from github_emulator import EmulatorServer
 from tests.forge.helpers import REPO, TOKEN
 
 COMMENT_POST = ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments")

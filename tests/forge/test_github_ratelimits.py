@@ -8,7 +8,7 @@ import pytest
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
 
-POLICY = RequestPolicy(secondary_wait=60.0, reset_margin=1.0)
+POLICY = RequestPolicy(timeout=30.0, mutation_interval=1.0, secondary_wait=60.0, reset_margin=1.0)
 NOW = 1_700_000_000.0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agent_workflow.errors import ForgeError, UncertainOutcome
+from agent_workflow.core.errors import ForgeError, UncertainOutcome
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
 

@@ -8,13 +8,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from agent_workflow.forge.emulator import serve_app
 from agent_workflow.ingress import create_app
 from agent_workflow.store import Store
+from github_emulator import serve_app
 from tests.conftest import FakeClock
-from tests.ingress.helpers import SECRET, Dispatched
+from tests.ingress.helpers import SECRET, TRIGGERS, Dispatched
 
-# Small, so oversize tests send little; real deployments keep the 1 MiB default.
+# Small, so oversize tests send little; real deployments keep AW_WEBHOOK_MAX_BODY_BYTES.
 TEST_MAX_BODY = 64 * 1024
 
 
@@ -32,6 +32,7 @@ def app(store: Store, dispatched: Dispatched, clock: FakeClock) -> Starlette:
         dispatched,
         secret=SECRET,
         max_body_bytes=TEST_MAX_BODY,
+        triggers=TRIGGERS,
         clock=clock,
         dispatch_timeout_s=0.5,
     )

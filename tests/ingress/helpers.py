@@ -8,9 +8,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent_workflow.ingress import sign
+from agent_workflow.ingress import Triggers, sign
 
 SECRET = "ingress-test-secret"
+# The README's vocabulary (Settings' defaults), spelled out: these tests send those words.
+TRIGGERS = Triggers(
+    plan_label="agent",
+    approve_label="agent-approved",
+    plan_command="/agent plan",
+    approve_command="/approve",
+    retry_command="/retry",
+)
 REPO = "octo/demo"
 _ids = itertools.count(1)
 

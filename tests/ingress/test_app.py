@@ -6,6 +6,7 @@ no row (an unverified or unusable delivery must leave no trace, DESIGN §4.1).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
@@ -15,14 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from agent_workflow.errors import ConfigError
-from agent_workflow.ingress import create_app
+from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.model import Intent
+from agent_workflow.ingress import create_app, parse
 from agent_workflow.store import Store
 from agent_workflow.store.db import create_engine
 from tests.conftest import FakeClock
 from tests.ingress.conftest import TEST_MAX_BODY
 from tests.ingress.helpers import (
     SECRET,
+    TRIGGERS,
     Dispatched,
     commented,
     delivery_id,
@@ -64,6 +67,41 @@ async def test_accepted__row_committed_then_dispatched(
     )
     assert row.payload == labeled("agent")
     assert dispatched.calls == [(delivery, "42")]
+    stored = await store.deliveries.to_route(delivery, "42")
+    assert stored is not None
+    assert stored.parsed == parse("issues", labeled("agent"), delivery, TRIGGERS)
+
+
+async def test_accepted__parsed_once_with_the_configured_triggers__stored_with_the_row(
+    store: Store, dispatched: Dispatched
+) -> None:
+    """The app's triggers decide what is stored, and the event is stored as they parsed it."""
+    triggers = dataclasses.replace(TRIGGERS, plan_label="robot-go", retry_command="/again")
+    app = create_app(
+        store, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=triggers
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://ingress"
+    ) as client:
+        default_label, ignored = await _post(client, labeled("agent"))
+        custom_label, planned = await _post(client, labeled("robot-go"))
+        custom_retry, retried = await _post(client, commented("/again"), "issue_comment")
+        default_retry, _ = await _post(client, commented("/retry"), "issue_comment")
+
+    assert [r.status_code for r in (default_label, custom_label, custom_retry, default_retry)] == [
+        200,
+        202,
+        202,
+        200,
+    ]
+    assert await store.deliveries.get(ignored, "42") is None
+    intents = []
+    for delivery in (planned, retried):
+        stored = await store.deliveries.to_route(delivery, "42")
+        assert stored is not None
+        assert stored.parsed is not None
+        intents.append(stored.parsed.intent)
+    assert intents == [Intent.START_PLAN, Intent.RETRY]
 
 
 async def test_accepted__without_hook_id_header__empty_hook_id(
@@ -335,7 +373,9 @@ async def test_healthz__database_down__503(
         "sqlite-not-a-database": f"sqlite:///{junk}",
     }[backend]
     broken = Store(create_engine(url))
-    app = create_app(broken, dispatched, secret=SECRET)
+    app = create_app(
+        broken, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS
+    )
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://ingress"
@@ -350,7 +390,9 @@ async def test_healthz__database_down__503(
 async def test_database_down__503_not_acknowledged(dispatched: Dispatched) -> None:
     """Window: the insert fails. No 2xx may be sent, so GitHub shows the delivery as failed."""
     broken = Store(create_engine("postgresql://postgres@127.0.0.1:1/nowhere"))
-    app = create_app(broken, dispatched, secret=SECRET)
+    app = create_app(
+        broken, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS
+    )
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://ingress"
@@ -364,9 +406,9 @@ async def test_database_down__503_not_acknowledged(dispatched: Dispatched) -> No
 
 def test_create_app__no_secret__config_error(store: Store, dispatched: Dispatched) -> None:
     with pytest.raises(ConfigError, match="secret"):
-        create_app(store, dispatched, secret="")
+        create_app(store, dispatched, secret="", max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS)
 
 
 def test_create_app__non_positive_cap__config_error(store: Store, dispatched: Dispatched) -> None:
     with pytest.raises(ConfigError):
-        create_app(store, dispatched, secret=SECRET, max_body_bytes=0)
+        create_app(store, dispatched, secret=SECRET, max_body_bytes=0, triggers=TRIGGERS)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from agent_workflow.core.model import Event, Intent
-from agent_workflow.errors import BadEvent
-from agent_workflow.ingress.events import Ignored, Triggers, parse
-from tests.ingress.helpers import REPO, commented, labeled, pr_closed
+from agent_workflow.core.errors import BadEvent
+from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, TaskInfo
+from agent_workflow.ingress.events import Ignored, parse
+from tests.ingress.helpers import REPO, TRIGGERS, commented, labeled, pr_closed
 
 
 def _event(result: Event | Ignored) -> Event:
@@ -18,7 +19,7 @@ def _event(result: Event | Ignored) -> Event:
 
 
 def test_parse__label_agent__start_plan_with_issue_facts() -> None:
-    event = _event(parse("issues", labeled("agent"), "d-1"))
+    event = _event(parse("issues", labeled("agent"), "d-1", TRIGGERS))
     assert event == Event(
         delivery_id="d-1",
         intent=Intent.START_PLAN,
@@ -35,11 +36,13 @@ def test_parse__label_agent__start_plan_with_issue_facts() -> None:
 
 
 def test_parse__label_agent_approved__approve() -> None:
-    assert _event(parse("issues", labeled("agent-approved"), "d")).intent is Intent.APPROVE
+    assert (
+        _event(parse("issues", labeled("agent-approved"), "d", TRIGGERS)).intent is Intent.APPROVE
+    )
 
 
 def test_parse__label_case__github_labels_are_case_insensitive() -> None:
-    assert _event(parse("issues", labeled("Agent"), "d")).intent is Intent.START_PLAN
+    assert _event(parse("issues", labeled("Agent"), "d", TRIGGERS)).intent is Intent.START_PLAN
 
 
 @pytest.mark.parametrize(
@@ -55,7 +58,7 @@ def test_parse__label_case__github_labels_are_case_insensitive() -> None:
     ],
 )
 def test_parse__comment_command(body: str, intent: Intent) -> None:
-    event = _event(parse("issue_comment", commented(body), "d"))
+    event = _event(parse("issue_comment", commented(body), "d", TRIGGERS))
     assert (event.intent, event.issue_number, event.actor) == (intent, 7, "alice")
 
 
@@ -72,23 +75,25 @@ def test_parse__comment_command(body: str, intent: Intent) -> None:
     ],
 )
 def test_parse__comment_not_a_command__ignored(body: str) -> None:
-    assert isinstance(parse("issue_comment", commented(body), "d"), Ignored)
+    assert isinstance(parse("issue_comment", commented(body), "d", TRIGGERS), Ignored)
 
 
 def test_parse__comment_body_null__ignored() -> None:
     payload = commented("/approve")
     payload["comment"]["body"] = None
-    assert isinstance(parse("issue_comment", payload, "d"), Ignored)
+    assert isinstance(parse("issue_comment", payload, "d", TRIGGERS), Ignored)
 
 
 def test_parse__comment_on_pull_request__ignored() -> None:
-    result = parse("issue_comment", commented("/approve", pr=True), "d")
+    result = parse("issue_comment", commented("/approve", pr=True), "d", TRIGGERS)
     assert result == Ignored("comment on a pull request")
 
 
 def test_parse__bot_sender__flagged_not_dropped() -> None:
     """Bots are filtered by the router (it knows our own login); parse only reports them."""
-    event = _event(parse("issues", labeled("agent", sender="ci[bot]", sender_type="Bot"), "d"))
+    event = _event(
+        parse("issues", labeled("agent", sender="ci[bot]", sender_type="Bot"), "d", TRIGGERS)
+    )
     assert event.actor_is_bot
     assert event.actor == "ci[bot]"
 
@@ -96,17 +101,17 @@ def test_parse__bot_sender__flagged_not_dropped() -> None:
 def test_parse__issue_body_null__empty_string() -> None:
     payload = labeled("agent")
     payload["issue"]["body"] = None
-    assert _event(parse("issues", payload, "d")).body == ""
+    assert _event(parse("issues", payload, "d", TRIGGERS)).body == ""
 
 
 def test_parse__default_branch_missing__main() -> None:
     payload = labeled("agent")
     del payload["repository"]["default_branch"]
-    assert _event(parse("issues", payload, "d")).default_branch == "main"
+    assert _event(parse("issues", payload, "d", TRIGGERS)).default_branch == "main"
 
 
 def test_parse__merged_agent_branch__merged_with_issue_and_pr() -> None:
-    event = _event(parse("pull_request", pr_closed("agent/issue-42", number=57), "d"))
+    event = _event(parse("pull_request", pr_closed("agent/issue-42", number=57), "d", TRIGGERS))
     assert (event.intent, event.issue_number, event.pr_number) == (Intent.MERGED, 42, 57)
     assert (event.repo, event.actor, event.title, event.body) == (REPO, "alice", "", "")
 
@@ -124,22 +129,22 @@ def test_parse__merged_agent_branch__merged_with_issue_and_pr() -> None:
     ],
 )
 def test_parse__merged_other_branch__ignored(ref: str) -> None:
-    assert isinstance(parse("pull_request", pr_closed(ref), "d"), Ignored)
+    assert isinstance(parse("pull_request", pr_closed(ref), "d", TRIGGERS), Ignored)
 
 
 def test_parse__closed_without_merge__ignored() -> None:
-    assert isinstance(parse("pull_request", pr_closed(merged=False), "d"), Ignored)
+    assert isinstance(parse("pull_request", pr_closed(merged=False), "d", TRIGGERS), Ignored)
 
 
 def test_parse__merged_from_a_fork__ignored() -> None:
-    result = parse("pull_request", pr_closed(head_repo="mallory/demo"), "d")
+    result = parse("pull_request", pr_closed(head_repo="mallory/demo"), "d", TRIGGERS)
     assert result == Ignored("head branch is not in this repository")
 
 
 def test_parse__merged_head_repo_deleted__ignored() -> None:
     payload = pr_closed()
     payload["pull_request"]["head"]["repo"] = None
-    assert isinstance(parse("pull_request", payload, "d"), Ignored)
+    assert isinstance(parse("pull_request", payload, "d", TRIGGERS), Ignored)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +159,7 @@ def test_parse__merged_head_repo_deleted__ignored() -> None:
     ],
 )
 def test_parse__unhandled__ignored_with_reason(event_name: str, payload: dict[str, Any]) -> None:
-    result = parse(event_name, payload, "d")
+    result = parse(event_name, payload, "d", TRIGGERS)
     assert isinstance(result, Ignored)
     assert result.reason
 
@@ -187,7 +192,7 @@ def test_parse__missing_field__bad_event(
     event_name: str, payload: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(BadEvent, match=field.replace(".", r"\.")):
-        parse(event_name, payload, "d")
+        parse(event_name, payload, "d", TRIGGERS)
 
 
 @pytest.mark.parametrize(
@@ -210,21 +215,35 @@ def test_parse__wrong_type__bad_event(path: tuple[str, ...], value: Any) -> None
         node = node[key]
     node[path[-1]] = value
     with pytest.raises(BadEvent):
-        parse("issues", payload, "d")
+        parse("issues", payload, "d", TRIGGERS)
 
 
 def test_parse__custom_triggers() -> None:
-    triggers = Triggers(plan_label="ai", approve_command="/ship", branch_prefix="bot/")
+    triggers = dataclasses.replace(
+        TRIGGERS, plan_label="ai", approve_command="/ship", retry_command="/again"
+    )
     assert _event(parse("issues", labeled("ai"), "d", triggers)).intent is Intent.START_PLAN
     assert isinstance(parse("issues", labeled("agent"), "d", triggers), Ignored)
     assert _event(parse("issue_comment", commented("/ship"), "d", triggers)).intent is (
         Intent.APPROVE
     )
-    assert _event(parse("pull_request", pr_closed("bot/3"), "d", triggers)).issue_number == 3
+    assert isinstance(parse("issue_comment", commented("/approve"), "d", triggers), Ignored)
+    assert _event(parse("issue_comment", commented("/again"), "d", triggers)).intent is (
+        Intent.RETRY
+    )
+
+
+def test_parse__merged_branch_is_the_cores_task_branch() -> None:
+    """One branch prefix: the one `TaskInfo.branch` pushes is the one a merge is matched by."""
+    branch = TaskInfo(repo=REPO, issue_number=3).branch
+    assert branch == f"{BRANCH_PREFIX}3"
+    assert _event(parse("pull_request", pr_closed(branch), "d", TRIGGERS)).issue_number == 3
 
 
 def test_parse__deterministic_and_pure() -> None:
     payload = commented("/approve")
     snapshot = repr(payload)
-    assert parse("issue_comment", payload, "d") == parse("issue_comment", payload, "d")
+    assert parse("issue_comment", payload, "d", TRIGGERS) == parse(
+        "issue_comment", payload, "d", TRIGGERS
+    )
     assert repr(payload) == snapshot

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent_workflow.errors import BadEvent
+from agent_workflow.core.errors import BadEvent
 from agent_workflow.ingress.payload import decode
 
 

@@ -14,9 +14,8 @@ import pytest
 from starlette.applications import Starlette
 
 from agent_workflow.core.model import Intent
-from agent_workflow.forge.emulator import EmulatorServer, serve_app
-from agent_workflow.ingress import Ignored, parse
 from agent_workflow.store import Store
+from github_emulator import EmulatorServer, serve_app
 from tests.ingress.conftest import TEST_MAX_BODY
 from tests.ingress.helpers import (
     SECRET,
@@ -118,12 +117,12 @@ async def test_github_emulator_deliveries__end_to_end(
     assert [d.status_code for d in signatures] == [401, 401, 401]
     assert [call[0] for call in dispatched.calls] == [label.id, approve.id, merged[0].id]
 
-    rows = [await store.deliveries.get(d, "1") for d, _ in dispatched.calls]
     intents = []
-    for row in rows:
+    for delivery, hook in dispatched.calls:
+        row = await store.deliveries.to_route(delivery, hook)
         assert row is not None
-        event = parse(row.event, row.payload, row.delivery_id)
-        assert not isinstance(event, Ignored)
-        assert (event.repo, event.issue_number) == (repo, number)
+        assert row.parsed is not None
+        event = row.parsed
+        assert (event.delivery_id, event.repo, event.issue_number) == (delivery, repo, number)
         intents.append(event.intent)
     assert intents == [Intent.START_PLAN, Intent.APPROVE, Intent.MERGED]

@@ -1,33 +1,22 @@
-"""Shared pieces of the integration tests: the emulated world, events, a wired core, waiting."""
+"""Shared pieces of the integration tests: the emulated world, request counts, waiting.
+
+Events and the issue facts behind them come from `tests.support.events`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import socket
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select
-from sqlalchemy.sql import FromClause
-
-from agent_workflow.agents.scripted import ScriptedAgent
-from agent_workflow.core.model import Event, Intent, TaskInfo
-from agent_workflow.core.runner import RunnerSettings
-from agent_workflow.core.wiring import Core, build_core
-from agent_workflow.forge.emulator import Counters, EmulatorServer
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
-from agent_workflow.store import Store
-from tests.conftest import FakeClock
+from github_emulator import Counters, EmulatorServer
+from tests.support.events import REPO, TRUSTED, UNTRUSTED
 
 TOKEN = "integration-token"
-BOT = "agent-workflow[bot]"
-REPO = "octo/demo"
 SECRET = "integration-webhook-secret"
-TRUSTED = "alice"  # write permission
-UNTRUSTED = "mallory"  # read permission
-LEASE_S = 30.0
 
 # Counter keys: "METHOD template", the template as GitHub documents the route.
 _ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"
@@ -38,12 +27,6 @@ LABEL_DELETE = f"DELETE {_ISSUE}/labels/{{name}}"
 PULLS_POST = "POST /repos/{owner}/{repo}/pulls"
 PULLS_GET = "GET /repos/{owner}/{repo}/pulls"
 PERMISSION_GET = "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
-
-# Fault paths are regexes over the request path.
-COMMENTS_PATH = r"/issues/\d+/comments$"
-PULLS_PATH = r"/pulls$"
-
-_ids = itertools.count(1)
 
 
 def policy() -> RequestPolicy:
@@ -61,67 +44,6 @@ async def setup_world(emu: EmulatorServer) -> None:
     await emu.admin.create_repo(REPO)
     await emu.admin.set_permission(REPO, TRUSTED, "write")
     await emu.admin.set_permission(REPO, UNTRUSTED, "read")
-
-
-def event(
-    intent: Intent,
-    issue: int,
-    *,
-    delivery: str | None = None,
-    actor: str = TRUSTED,
-    pr_number: int | None = None,
-) -> Event:
-    """A parsed event for `octo/demo`, as the ingress would produce it."""
-    return Event(
-        delivery_id=delivery or f"it-delivery-{next(_ids)}",
-        intent=intent,
-        repo=REPO,
-        issue_number=issue,
-        actor=actor,
-        title=f"Issue {issue}",
-        body="Make it better.",
-        clone_url=f"https://github.com/{REPO}.git",
-        default_branch="main",
-        pr_number=pr_number,
-    )
-
-
-def task_info(issue: int) -> TaskInfo:
-    """The issue facts a task of `octo/demo` is created with."""
-    return TaskInfo(
-        repo=REPO,
-        issue_number=issue,
-        title=f"Issue {issue}",
-        body="Make it better.",
-        clone_url=f"https://github.com/{REPO}.git",
-        default_branch="main",
-    )
-
-
-def make_core(
-    store: Store,
-    clock: FakeClock,
-    forge: GitHubForge,
-    agent: ScriptedAgent,
-    *,
-    owner: str = "worker-a",
-) -> Core:
-    """The core over the real adapter, a fake clock (leases expire on demand), no backoff."""
-    return build_core(
-        store,
-        forge,
-        agent,
-        RunnerSettings(owner=owner, lease_s=LEASE_S, heartbeat_s=LEASE_S / 3),
-        clock=clock,
-        own_login=BOT,
-        uncertain_backoff_s=0.0,
-    )
-
-
-async def count_rows(store: Store, table: FromClause) -> int:
-    """Rows in one table."""
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
 
 def github_calls(counters: Counters) -> dict[str, int]:

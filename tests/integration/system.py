@@ -8,16 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.config import load_settings
 from agent_workflow.core.model import Phase
-from agent_workflow.forge.emulator import EmulatorServer
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.service.serve import serve
 from agent_workflow.store import Store
+from agent_workflow.testing.agent import ScriptedAgent
+from github_emulator import EmulatorServer
 from tests.integration.helpers import (
-    BOT,
-    REPO,
     SECRET,
     TOKEN,
     eventually,
@@ -25,6 +23,7 @@ from tests.integration.helpers import (
     github_forge,
     setup_world,
 )
+from tests.support.events import BOT, REPO
 
 
 @dataclass

@@ -14,30 +14,25 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agent_workflow.agents.scripted import ScriptedAgent
 from agent_workflow.core.effects import MARKER_PREFIX
 from agent_workflow.core.model import Phase, PhaseStatus
 from agent_workflow.core.runner import session_id_for
-from agent_workflow.forge.emulator import DeliveryInfo, EmulatorServer
 from agent_workflow.store import Store
 from agent_workflow.store.schema import deliveries, effects, phase_runs, tasks
+from agent_workflow.testing.agent import ScriptedAgent
+from github_emulator import DeliveryInfo, EmulatorServer
+from tests.core.helpers import LEASE_S, count_rows
 from tests.integration.helpers import (
-    BOT,
     COMMENTS_POST,
     LABEL_DELETE,
     LABELS_POST,
-    LEASE_S,
     PERMISSION_GET,
     PULLS_POST,
-    REPO,
-    TRUSTED,
-    UNTRUSTED,
-    count_rows,
     eventually,
     github_calls,
-    task_info,
 )
 from tests.integration.system import System, running_system
+from tests.support.events import BOT, REPO, TRUSTED, UNTRUSTED, task_info
 
 #: Every request the happy path may make: the mutations, and the actor's permission.
 HAPPY_PATH_ENDPOINTS = {COMMENTS_POST, LABELS_POST, PULLS_POST, PERMISSION_GET}
@@ -332,7 +327,7 @@ async def test_restart__recovers_the_phase_a_dead_worker_left(store: Store, db_u
         long_ago = time.time() - 10 * LEASE_S
         task = await store.tasks.ensure(task_info(issue_number), long_ago)
         run = await store.phases.ensure(task.id, Phase.PLAN, "lost-delivery", long_ago)
-        dead = await store.phases.claim(run.id, "dead-worker", LEASE_S, long_ago)
+        dead = await store.phases.claim(run.task_id, run.phase, "dead-worker", LEASE_S, long_ago)
         assert dead is not None
         await store.phases.start_agent(
             dead.guard,

@@ -54,7 +54,7 @@ class WorkerProcesses:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "agent_workflow.queue._demo_worker",
+                "tests.queue.recording_worker",
                 *("--redis", self.redis_url, "--queue", self.queue, "--prefix", PREFIX),
                 *("--record", str(self.record)),
                 *("--lock-ms", str(LOCK_MS), "--stalled-ms", str(STALLED_MS)),

@@ -56,8 +56,17 @@ async def eventually(check: Callable[[], Any]) -> Any:
 async def in_process_worker(
     redis_url: str, name: str, handler: Any, **kwargs: Any
 ) -> AsyncIterator[BullWorkerRunner]:
-    """A BullWorkerRunner in this event loop, stopped on exit."""
-    runner = BullWorkerRunner(redis_url, name, handler, prefix=PREFIX, **kwargs)
+    """A BullWorkerRunner in this event loop (BullMQ's own defaults unless overridden)."""
+    knobs: dict[str, Any] = {
+        "concurrency": 4,
+        "lock_duration_ms": 30_000,
+        "stalled_interval_ms": 30_000,
+        "max_stalled_count": 1,
+        "grace_s": 25.0,
+        "worker_name": "in-process-worker",
+        **kwargs,
+    }
+    runner = BullWorkerRunner(redis_url, name, handler, prefix=PREFIX, **knobs)
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:

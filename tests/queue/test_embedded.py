@@ -56,14 +56,14 @@ async def until(predicate: Any) -> None:
 
 
 async def test_embedded__satisfies_the_protocol() -> None:
-    q = EmbeddedQueue(Recorder())
+    q = EmbeddedQueue(Recorder(), concurrency=8, close_timeout=30.0)
     assert isinstance(q, JobQueue)
     await q.close()
 
 
 async def test_embedded__bounded_concurrency_is_honoured() -> None:
     handler = Recorder(sleep=0.02)
-    q = EmbeddedQueue(handler, concurrency=3)
+    q = EmbeddedQueue(handler, concurrency=3, close_timeout=30.0)
     for i in range(12):
         await q.enqueue(f"job-{i}", {"id": i})
     await q.join()
@@ -77,7 +77,7 @@ async def test_embedded__bounded_concurrency_is_honoured() -> None:
 async def test_embedded__duplicate_id_in_flight_runs_once() -> None:
     handler = Recorder()
     handler.gate.clear()
-    q = EmbeddedQueue(handler, concurrency=1)
+    q = EmbeddedQueue(handler, concurrency=1, close_timeout=30.0)
     await q.enqueue("same", {"id": "first"})
     await q.enqueue("other", {"id": "other"})  # queued behind "same"
     await until(lambda: handler.started == ["first"])
@@ -91,7 +91,7 @@ async def test_embedded__duplicate_id_in_flight_runs_once() -> None:
 
 async def test_embedded__finished_id_runs_again() -> None:
     handler = Recorder()
-    q = EmbeddedQueue(handler)
+    q = EmbeddedQueue(handler, concurrency=8, close_timeout=30.0)
     await q.enqueue("same", {"id": 1})
     await q.join()
     await q.enqueue("same", {"id": 2})
@@ -113,7 +113,7 @@ async def test_embedded__enqueue_just_after_the_handler_returned_is_not_swallowe
             await a_returning.wait()
             await q.enqueue("a", {"id": "a2"})
 
-    q = EmbeddedQueue(handler, concurrency=2)
+    q = EmbeddedQueue(handler, concurrency=2, close_timeout=30.0)
     await q.enqueue("b", {"id": "b"})
     await q.enqueue("a", {"id": "a1"})
     await q.join()
@@ -125,7 +125,7 @@ async def test_embedded__handler_error_is_logged_and_dispatcher_survives(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     handler = Recorder()
-    q = EmbeddedQueue(handler, concurrency=2)
+    q = EmbeddedQueue(handler, concurrency=2, close_timeout=30.0)
     with caplog.at_level(logging.ERROR, logger="agent_workflow.queue.embedded"):
         await q.enqueue("bad", {"id": "bad", "fail": True})
         await q.enqueue("good", {"id": "good"})
@@ -148,7 +148,7 @@ async def test_embedded__join_waits_for_jobs_enqueued_by_handlers() -> None:
         if data["id"] == "route":
             await q.enqueue("phase", {"id": "phase"})
 
-    q = EmbeddedQueue(chain)
+    q = EmbeddedQueue(chain, concurrency=8, close_timeout=30.0)
     await q.enqueue("route", {"id": "route"})
     await q.join()
     assert seen == ["route", "phase"]
@@ -157,7 +157,7 @@ async def test_embedded__join_waits_for_jobs_enqueued_by_handlers() -> None:
 
 async def test_embedded__close_waits_for_running_and_drops_unstarted() -> None:
     handler = Recorder(sleep=0.1)
-    q = EmbeddedQueue(handler, concurrency=1)
+    q = EmbeddedQueue(handler, concurrency=1, close_timeout=30.0)
     await q.enqueue("running", {"id": "running"})
     await q.enqueue("queued", {"id": "queued"})
     await until(lambda: handler.started == ["running"])
@@ -171,7 +171,7 @@ async def test_embedded__close_waits_for_running_and_drops_unstarted() -> None:
 
 async def test_embedded__close_cancels_jobs_past_the_timeout() -> None:
     handler = Recorder(sleep=30)
-    q = EmbeddedQueue(handler, close_timeout=0.05)
+    q = EmbeddedQueue(handler, close_timeout=0.05, concurrency=8)
     await q.enqueue("slow", {"id": "slow"})
     await until(lambda: handler.started == ["slow"])
     async with asyncio.timeout(5):
@@ -182,7 +182,7 @@ async def test_embedded__close_cancels_jobs_past_the_timeout() -> None:
 
 async def test_embedded__cancel_on_close_does_not_wait() -> None:
     handler = Recorder(sleep=30)
-    q = EmbeddedQueue(handler, cancel_on_close=True, close_timeout=None)
+    q = EmbeddedQueue(handler, cancel_on_close=True, close_timeout=None, concurrency=8)
     await q.enqueue("slow", {"id": "slow"})
     await until(lambda: handler.started == ["slow"])
     async with asyncio.timeout(5):
@@ -192,7 +192,7 @@ async def test_embedded__cancel_on_close_does_not_wait() -> None:
 
 @pytest.mark.parametrize("bad", ["", "a:b", "12345", "x" * 201])
 async def test_embedded__invalid_job_id_is_refused(bad: str) -> None:
-    q = EmbeddedQueue(Recorder())
+    q = EmbeddedQueue(Recorder(), concurrency=8, close_timeout=30.0)
     with pytest.raises(InvalidJobId):
         await q.enqueue(bad, {"id": bad})
     await q.close()

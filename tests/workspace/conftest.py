@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent_workflow.workspace import Workspace
-from agent_workflow.workspace.testing import make_remote
+from tests.support.git_seed import make_remote
 
 REPO = "acme/widgets"
 

@@ -73,4 +73,4 @@ async def test_limiter__a_cancelled_run_gives_its_slot_back() -> None:
 
 def test_limiter__limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        RunLimiter(max_runs=0)
+        RunLimiter(max_runs=0, max_runs_per_repo=1)

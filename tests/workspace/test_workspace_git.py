@@ -9,7 +9,7 @@ import pytest
 
 from agent_workflow.workspace import GitAuthor, GitError, Workspace
 from agent_workflow.workspace.git import Git
-from agent_workflow.workspace.testing import push_commit, remote_file, remote_log, remote_sha
+from tests.support.git_seed import push_commit, remote_file, remote_log, remote_sha
 from tests.workspace.conftest import REPO
 
 BRANCH = "agent/issue-7"
@@ -145,18 +145,49 @@ async def test_checkout__debris_of_a_dead_process_is_cleaned_up(
     assert (third / "MORE.md").exists()
 
 
-async def test_release__removes_the_task_worktrees_and_branches(
+async def test_release__removes_the_worktree_and_its_local_branch(
     workspace: Workspace, remote: str
 ) -> None:
-    await _deliver_checkout(workspace, remote)
-    await workspace.checkout(REPO, remote, issue_number=7, name="plan", base_branch="main")
+    deliver = await workspace.checkout(
+        REPO, remote, issue_number=7, name="deliver", base_branch="main", branch=BRANCH
+    )
+    plan = await workspace.checkout(REPO, remote, issue_number=7, name="plan", base_branch="main")
+    clone = workspace.clone_path(REPO)
 
-    assert await workspace.release(REPO, 7) == 2
+    assert await workspace.release(deliver) is True
 
+    assert not deliver.path.exists()
+    assert (await Git().run("branch", "--list", BRANCH, cwd=clone)).strip() == ""
+    assert plan.path.is_dir()  # another phase's worktree is not touched
+    assert await workspace.release(deliver) is False  # already gone
+
+    assert await workspace.release(plan) is True
     assert not workspace.task_dir(REPO, 7).exists()
+    assert "plan" not in await Git().run("worktree", "list", cwd=clone)
+
+
+async def test_release__leaves_a_worktree_another_checkout_took_over(
+    workspace: Workspace, remote: str
+) -> None:
+    first = await workspace.checkout(
+        REPO, remote, issue_number=7, name="deliver", base_branch="main", branch=BRANCH
+    )
+    resumed = await workspace.checkout(
+        REPO, remote, issue_number=7, name="deliver", base_branch="main", branch=BRANCH, keep=True
+    )
+    assert resumed.path == first.path
+
+    assert await workspace.release(first) is False  # the resumed run works in it now
+    assert (resumed.path / "README.md").exists()
     branches = await Git().run("branch", "--list", BRANCH, cwd=workspace.clone_path(REPO))
-    assert branches.strip() == ""
-    assert await workspace.release(REPO, 7) == 0
+    assert branches.strip() != ""
+
+    recreated = await workspace.checkout(
+        REPO, remote, issue_number=7, name="deliver", base_branch="main", branch=BRANCH
+    )
+    assert await workspace.release(resumed) is False
+    assert await workspace.release(recreated) is True
+    assert not workspace.task_dir(REPO, 7).exists()
 
 
 async def test_checkout__concurrent_tasks_on_one_repository(

@@ -38,8 +38,8 @@ from agent_workflow.agents.claude_cli import run_cli
 from agent_workflow.agents.claude_result import Budget, RunLog, to_result
 from agent_workflow.agents.claude_tools import guard_hooks, policy_for
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
-from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
 from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from claude_agent_sdk import ResultMessage
 
 from agent_workflow.agents.blocked import blocked_reason
-from agent_workflow.agents.protocol import AgentResult, Outcome
+from agent_workflow.core.ports import AgentResult, Outcome
 
 # Lines of the CLI's stderr kept to explain a failure.
 STDERR_TAIL = 20

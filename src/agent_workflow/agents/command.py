@@ -37,7 +37,7 @@ from pathlib import Path
 
 from agent_workflow.agents.blocked import blocked_reason
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
-from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace
 

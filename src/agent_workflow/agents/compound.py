@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent_workflow.agents.protocol import AgentRequest
+from agent_workflow.core.ports import AgentRequest
 
 SOLUTIONS_DIR = "docs/solutions"
 CLAUDE_MD = "CLAUDE.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent_workflow.agents.claude import DEFAULT_LIMITS, ClaudeAgent, ClaudeConfig, PhaseLimits
 from agent_workflow.agents.command import CommandAgent, CommandConfig
 from agent_workflow.config import Settings
-from agent_workflow.errors import ConfigError
+from agent_workflow.core.errors import ConfigError
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace
 

@@ -3,16 +3,23 @@
 Every agent that edits a repository (Claude, a configured command) runs the
 same way; only the part in the middle differs, and it gets a `PhaseWork`:
 
-- plan: a detached, read-only checkout of the default branch, removed afterwards.
+- plan: a detached, read-only checkout of the default branch.
 - deliver: a worktree on `request.branch` (from the remote branch when it exists,
   so a retry continues from pushed work). Afterwards everything left uncommitted
   is committed and the branch pushed, for SUCCESS and for BLOCKED (the work
   spent is kept; only SUCCESS leads to a pull request). A SUCCESS that changed
-  nothing becomes BLOCKED. After ERROR the worktree is kept as it is, because
-  the retry resumes the session that made it.
+  nothing becomes BLOCKED.
 - compound: a worktree on `<branch>-compound` from the merged default branch;
   on SUCCESS the solution note and the CLAUDE.md pointer are made sure of,
   committed and pushed.
+
+Worktrees: once the attempt has ended for good (SUCCESS or BLOCKED, after the
+push) its worktree and local branch are released (`Workspace.release`). After
+ERROR the worktree is kept as it is, because the retry resumes the session
+that edited it (on this machine, possibly under another claim). A worker that
+may have lost its lease releases nothing: the worktree may be the new
+holder's by now (`release` itself also refuses a worktree another checkout
+has taken over). A failed release is logged and leaves the result as it is.
 
 Artifacts (`AgentResult.artifacts`) after deliver and compound:
 
@@ -33,13 +40,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from agent_workflow.agents import compound, prompts
-from agent_workflow.agents.protocol import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.errors import LeaseLost
+from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Phase
-from agent_workflow.lease import assert_lease_held
+from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.workspace.git import GitError
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace, Worktree
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,14 +136,33 @@ async def _finish(
         return result  # keep the worktree: the retry resumes the session that edited it
     match request.phase:
         case Phase.PLAN:
-            await workspace.remove(worktree)
-            return result
+            final = result
         case Phase.DELIVER:
-            return await _finish_deliver(workspace, worktree, request, result)
+            final = await _finish_deliver(workspace, worktree, request, result)
         case Phase.COMPOUND:
-            return await _finish_compound(workspace, worktree, request, result)
+            final = await _finish_compound(workspace, worktree, request, result)
         case _:
             raise AssertionError(f"unknown phase {request.phase!r}")
+    await _release(workspace, worktree, request)  # after the push: nothing is lost
+    return final
+
+
+async def _release(workspace: Workspace, worktree: Worktree, request: AgentRequest) -> None:
+    """Remove the worktree of an attempt that is over, unless the lease may be gone."""
+    try:
+        assert_lease_held()
+    except LeaseLost:
+        return  # another claim may be working in it by now; its own end releases it
+    try:
+        await workspace.release(worktree)
+    except (GitError, OSError) as exc:  # clean-up only: the attempt's result stands
+        log.warning(
+            "workspace.release_failed",
+            task=request.task_id,
+            phase=request.phase.value,
+            path=str(worktree.path),
+            error=str(exc),
+        )
 
 
 def _commit_message(request: AgentRequest, result: AgentResult) -> str:
@@ -160,7 +191,6 @@ async def _finish_deliver(
     workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
 ) -> AgentResult:
     pushed = await _commit_and_push(workspace, worktree, request, result)
-    await workspace.remove(worktree)
     if pushed is None:
         if result.outcome is Outcome.SUCCESS:
             reason = "the agent finished without changing anything"
@@ -173,7 +203,6 @@ async def _finish_compound(
     workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
 ) -> AgentResult:
     if result.outcome is not Outcome.SUCCESS:
-        await workspace.remove(worktree)
         return result
     wanted = compound.solution_path(request)
     changed = await workspace.changed_paths(worktree)
@@ -186,7 +215,6 @@ async def _finish_compound(
         notes = [wanted]
     await asyncio.to_thread(compound.ensure_pointer, worktree.path)
     pushed = await _commit_and_push(workspace, worktree, request, result)
-    await workspace.remove(worktree)
     if pushed is None:  # everything was already on the base branch
         return result
     solution = wanted if wanted in notes else sorted(notes)[0]

@@ -19,7 +19,7 @@ import string
 from collections.abc import Mapping
 from importlib import resources
 
-from agent_workflow.agents.protocol import AgentRequest
+from agent_workflow.core.ports import AgentRequest
 
 OVERRIDE_DIR = ".agent-workflow/prompts"
 RESUME = "resume"

@@ -43,13 +43,47 @@ class Effect:
     title: str = ""
 
     def fingerprint(self) -> str:
-        """A digest of the request, stored so a changed request under an old key is visible."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        """A digest of what the request acts on, stored so a changed target under an old key
+        is visible. Texts are left out: a hook begins its effects before every text is known
+        (the comment linking a pull request needs the PR's number)."""
+        target = asdict(self)
+        del target["body"], target["title"]
+        return hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()
 
     @property
     def marked_body(self) -> str:
         """The body with the hidden effect marker appended."""
         return f"{self.body.rstrip()}\n\n{marker(self.key)}"
+
+
+class EffectStatus(StrEnum):
+    """`started`: the request may have been sent. `done`: it was, and we know the result."""
+
+    STARTED = "started"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class EffectStart:
+    """An effect row to insert `started` (if absent) before its request is sent."""
+
+    key: str
+    task_id: int | None
+    phase: str
+    attempt: int
+    kind: EffectKind
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    """A stored effect, and whether this call created it."""
+
+    key: str
+    kind: str
+    status: EffectStatus
+    external_id: str | None
+    fresh: bool = False
 
 
 def is_hint(key: str) -> bool:

@@ -8,9 +8,9 @@ in the ledger and cost no forge call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from agent_workflow.core.effects import Effect, EffectKind, effect_key
+from agent_workflow.core.effects import Effect, EffectKind, EffectRow, effect_key
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 
@@ -20,15 +20,20 @@ LABEL_DONE = "agent-done"
 LABEL_BLOCKED = "agent-blocked"
 
 
-@dataclass(frozen=True)
+@dataclass
 class HookContext:
-    """What a hook may use: the task, the finished run, and the ledger bound to its fence."""
+    """What a hook may use: the task, the finished run, and the ledger bound to its fence.
+
+    A hook names its effects first (`begin`: one statement for all their rows), then
+    performs them in order (`perform`: the forge call and its `done` record).
+    """
 
     task: Task
     run: PhaseRun
     ledger: Ledger
     scope: Scope
     set_pr_number: Callable[[int], Awaitable[None]]
+    _rows: dict[str, EffectRow] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
         """The deterministic effect key for `name` in this run's attempt."""
@@ -36,44 +41,35 @@ class HookContext:
             self.task.repo, self.task.issue_number, self.run.phase, self.run.attempt, name
         )
 
-    async def comment(self, name: str, body: str) -> str | None:
-        """Post a comment (with the hidden marker) exactly once."""
-        return await self.ledger.perform(
-            Effect(
-                self.key(name),
-                EffectKind.COMMENT,
-                self.task.repo,
-                self.task.issue_number,
-                body=body,
-            ),
-            self.scope,
+    def comment(self, name: str, body: str = "") -> Effect:
+        """A comment (the hidden marker is appended when it is posted)."""
+        return Effect(
+            self.key(name), EffectKind.COMMENT, self.task.repo, self.task.issue_number, body=body
         )
 
-    async def add_label(self, name: str, label: str) -> None:
-        """Add a label exactly once."""
-        effect = Effect(
+    def add_label(self, name: str, label: str) -> Effect:
+        """Adding a label."""
+        return Effect(
             self.key(name),
             EffectKind.ADD_LABELS,
             self.task.repo,
             self.task.issue_number,
             labels=(label,),
         )
-        await self.ledger.perform(effect, self.scope)
 
-    async def remove_label(self, name: str, label: str) -> None:
-        """Remove a label exactly once (absent counts as removed)."""
-        effect = Effect(
+    def remove_label(self, name: str, label: str) -> Effect:
+        """Removing a label (absent counts as removed)."""
+        return Effect(
             self.key(name),
             EffectKind.REMOVE_LABEL,
             self.task.repo,
             self.task.issue_number,
             labels=(label,),
         )
-        await self.ledger.perform(effect, self.scope)
 
-    async def open_pr(self, name: str, *, head: str, title: str, body: str) -> int:
-        """Open (or adopt) the pull request for `head` exactly once; returns its number."""
-        effect = Effect(
+    def open_pr(self, name: str, *, head: str, title: str, body: str) -> Effect:
+        """Opening (or adopting) the pull request for `head`."""
+        return Effect(
             self.key(name),
             EffectKind.OPEN_PR,
             self.task.repo,
@@ -83,26 +79,43 @@ class HookContext:
             base=self.task.default_branch,
             title=title,
         )
-        number = await self.ledger.perform(effect, self.scope)
-        if number is None:  # pragma: no cover - the ledger always returns a PR number
-            raise AssertionError(f"effect {effect.key} recorded no pull request number")
-        return int(number)
 
-    async def clear_blocked_label(self) -> None:
+    def unblock(self) -> list[Effect]:
         """After a retry succeeds, take `agent-blocked` off (only then: it costs a call)."""
-        if self.run.attempt > 1:
-            await self.remove_label("unblocked", LABEL_BLOCKED)
+        return [self.remove_label("unblocked", LABEL_BLOCKED)] if self.run.attempt > 1 else []
+
+    async def begin(self, *effects: Effect) -> None:
+        """Begin the rows of the effects this hook will perform, in one statement.
+
+        Effects begun already are left out (a second begin would see its own row as
+        left by an earlier attempt, and reconcile needlessly)."""
+        new = [e for e in effects if e.key not in self._rows]
+        if new:
+            self._rows.update(await self.ledger.begin(new, self.scope))
+
+    async def perform(self, effect: Effect) -> str | None:
+        """Perform `effect` exactly once; its external id (comment id, PR number)."""
+        # A begun row is used once: after this call it is out of date.
+        return await self.ledger.perform(effect, self.scope, self._rows.pop(effect.key, None))
+
+    async def perform_all(self, *effects: Effect) -> None:
+        """Begin the effects together, then perform them in order."""
+        await self.begin(*effects)
+        for effect in effects:
+            await self.perform(effect)
 
 
 async def on_plan_complete(ctx: HookContext) -> None:
     """One plan comment; label `agent-planned`."""
     plan = ctx.run.result_text or "(the agent returned an empty plan)"
-    await ctx.comment(
-        "plan-comment",
-        f"## Implementation plan\n\n{plan}\n\nComment `/approve` to have the agent implement it.",
+    await ctx.perform_all(
+        ctx.comment(
+            "plan-comment",
+            f"## Implementation plan\n\n{plan}\n\nComment `/approve` to have the agent implement it.",
+        ),
+        ctx.add_label("planned-label", LABEL_PLANNED),
+        *ctx.unblock(),
     )
-    await ctx.add_label("planned-label", LABEL_PLANNED)
-    await ctx.clear_blocked_label()
 
 
 async def on_deliver_complete(ctx: HookContext) -> None:
@@ -110,46 +123,60 @@ async def on_deliver_complete(ctx: HookContext) -> None:
     task = ctx.task
     head = ctx.run.artifacts.get("branch", task.branch)
     summary = ctx.run.result_text or ""
-    number = await ctx.open_pr(
+    pull = ctx.open_pr(
         "pull-request",
         head=head,
         title=f"{task.title or 'Agent change'} (#{task.issue_number})",
         body=f"Closes #{task.issue_number}\n\n{summary}",
     )
+    rest = [ctx.add_label("delivered-label", LABEL_DELIVERED), *ctx.unblock()]
+    await ctx.begin(pull, ctx.comment("pr-comment"), *rest)
+    number = await _pr_number(ctx, pull)
     await ctx.set_pr_number(number)
-    await ctx.comment("pr-comment", f"Opened pull request #{number} for this issue.")
-    await ctx.add_label("delivered-label", LABEL_DELIVERED)
-    await ctx.clear_blocked_label()
+    await ctx.perform(ctx.comment("pr-comment", f"Opened pull request #{number} for this issue."))
+    for effect in rest:
+        await ctx.perform(effect)
 
 
 async def on_compound_complete(ctx: HookContext) -> None:
     """Optionally a small PR with the lessons; one summary comment; label `agent-done`."""
     lessons_branch = ctx.run.artifacts.get("branch")
+    summary = ctx.run.result_text or "Lessons recorded."
+    rest = [ctx.add_label("done-label", LABEL_DONE), *ctx.unblock()]
     link = ""
     if lessons_branch:
-        number = await ctx.open_pr(
+        pull = ctx.open_pr(
             "lessons-pr",
             head=lessons_branch,
             title=f"Lessons from #{ctx.task.issue_number}",
             body=f"Lessons learned while delivering #{ctx.task.issue_number}.",
         )
-        link = f"\n\nThe lessons are in pull request #{number}."
-    summary = ctx.run.result_text or "Lessons recorded."
-    await ctx.comment("summary-comment", f"## What we learned\n\n{summary}{link}")
-    await ctx.add_label("done-label", LABEL_DONE)
-    await ctx.clear_blocked_label()
+        await ctx.begin(pull, ctx.comment("summary-comment"), *rest)
+        link = f"\n\nThe lessons are in pull request #{await _pr_number(ctx, pull)}."
+    await ctx.perform_all(
+        ctx.comment("summary-comment", f"## What we learned\n\n{summary}{link}"), *rest
+    )
+
+
+async def _pr_number(ctx: HookContext, pull: Effect) -> int:
+    number = await ctx.perform(pull)
+    if number is None:  # pragma: no cover - the ledger always returns a PR number
+        raise AssertionError(f"effect {pull.key} recorded no pull request number")
+    return int(number)
 
 
 async def on_phase_blocked(ctx: HookContext) -> None:
     """One `agent-blocked` comment for this attempt, with the reason; label `agent-blocked`."""
     reason = ctx.run.blocked_reason or "no reason given"
     verb = "failed" if ctx.run.status is PhaseStatus.FAILED else "is blocked"
-    await ctx.comment(
-        "blocked-comment",
-        f"**agent-blocked**: the {ctx.run.phase} phase {verb} (attempt {ctx.run.attempt}).\n\n"
-        f"Reason: {reason}\n\nComment `/retry` to start a new attempt.",
+    await ctx.perform_all(
+        ctx.comment(
+            "blocked-comment",
+            f"**agent-blocked**: the {ctx.run.phase} phase {verb} (attempt {ctx.run.attempt}).\n\n"
+            f"Reason: {reason}\n\nComment `/retry` to start a new attempt.",
+        ),
+        ctx.add_label("blocked-label", LABEL_BLOCKED),
     )
-    await ctx.add_label("blocked-label", LABEL_BLOCKED)
 
 
 async def run_hooks(ctx: HookContext) -> None:

@@ -10,17 +10,23 @@ DESIGN §5, as recovery points:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from agent_workflow.core.effects import Effect, EffectKind, marker
+from agent_workflow.core.effects import (
+    Effect,
+    EffectKind,
+    EffectRow,
+    EffectStart,
+    EffectStatus,
+    marker,
+)
+from agent_workflow.core.errors import UncertainOutcome
+from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Guard
-from agent_workflow.errors import UncertainOutcome
-from agent_workflow.forge.protocol import Forge
-from agent_workflow.lease import assert_lease_held
-from agent_workflow.store.effects import Effects, EffectStatus
+from agent_workflow.core.ports import Clock, EffectStore, Forge
 
 log = structlog.get_logger(__name__)
 
@@ -43,30 +49,31 @@ class Ledger:
     """Performs effects exactly once (G3); reads the forge only to resolve uncertainty (G6)."""
 
     def __init__(
-        self,
-        effects: Effects,
-        forge: Forge,
-        clock: Callable[[], float],
-        *,
-        uncertain_backoff_s: float = 1.0,
+        self, effects: EffectStore, forge: Forge, clock: Clock, *, uncertain_backoff_s: float
     ) -> None:
         self._effects = effects
         self._forge = forge
         self._clock = clock
         self._backoff = uncertain_backoff_s
 
-    async def perform(self, effect: Effect, scope: Scope) -> str | None:
-        """Make `effect` have happened exactly once; return its external id (comment id, PR number)."""
-        row = await self._effects.begin(
-            key=effect.key,
-            task_id=scope.task_id,
-            phase=scope.phase,
-            attempt=scope.attempt,
-            kind=effect.kind.value,
-            fingerprint=effect.fingerprint(),
-            guard=scope.guard,
-            now=self._clock(),
-        )
+    async def begin(self, effects: Sequence[Effect], scope: Scope) -> dict[str, EffectRow]:
+        """Insert the rows of several effects `started` at once (or find them), by key."""
+        starts = [
+            EffectStart(e.key, scope.task_id, scope.phase, scope.attempt, e.kind, e.fingerprint())
+            for e in effects
+        ]
+        rows = await self._effects.begin(starts, scope.guard, self._clock())
+        return {row.key: row for row in rows}
+
+    async def perform(
+        self, effect: Effect, scope: Scope, row: EffectRow | None = None
+    ) -> str | None:
+        """Make `effect` have happened exactly once; return its external id (comment id, PR number).
+
+        `row` is the effect's row from an earlier `begin`; without it the row is begun here.
+        """
+        if row is None:
+            row = (await self.begin([effect], scope))[effect.key]
         if row.status is EffectStatus.DONE:
             return row.external_id
         uncertain = not row.fresh  # an earlier attempt may have sent it

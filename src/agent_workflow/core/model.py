@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+BRANCH_PREFIX = "agent/issue-"
+"""A task's branch is this plus the issue number. Not a setting: branches already pushed
+and pull requests already open are found by it, so it must never change under them; the
+ingress recognises a merged agent pull request by the same prefix."""
+
 
 class Phase(StrEnum):
     """The three phases an issue walks through, in order."""
@@ -69,7 +74,7 @@ class TaskInfo:
     @property
     def branch(self) -> str:
         """The deterministic branch the deliver phase works on."""
-        return f"agent/issue-{self.issue_number}"
+        return f"{BRANCH_PREFIX}{self.issue_number}"
 
 
 @dataclass(frozen=True)
@@ -101,17 +106,24 @@ class PhaseRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     cost_usd: float = 0.0
     turns: int = 0
-    started_attempt: int = 0
+    # An agent session of the current attempt was started before (an audit row exists):
+    # the next claim resumes it instead of starting a second one (G2).
+    session_started: bool = False
+    plan_text: str = ""  # the task's plan (deliver and compound work from it)
+    task_cost_usd: float = 0.0  # what the task's phases have cost so far
 
     @property
     def guard(self) -> Guard:
         """The fencing pair of this row as read."""
         return Guard(self.id, self.fence)
 
-    @property
-    def session_started(self) -> bool:
-        """True when an agent session of the current attempt was already started."""
-        return self.started_attempt == self.attempt
+
+@dataclass(frozen=True)
+class IssueState:
+    """An issue's task and its phase runs, read together (the router's fast path)."""
+
+    task: Task
+    runs: dict[Phase, PhaseRun]
 
 
 @dataclass(frozen=True)

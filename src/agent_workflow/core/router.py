@@ -7,18 +7,28 @@ event finds the phase already claimed, complete, or re-entered at its recovery p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import structlog
 
 from agent_workflow.core.effects import HINT_PREFIX, Effect, EffectKind, effect_key
+from agent_workflow.core.errors import PhaseBusy
 from agent_workflow.core.ledger import Ledger, Scope
-from agent_workflow.core.model import Event, Intent, Phase, PhaseStatus, Task, TaskInfo
-from agent_workflow.core.runner import PhaseRunner
+from agent_workflow.core.model import (
+    Event,
+    Intent,
+    IssueState,
+    Phase,
+    PhaseRun,
+    PhaseStatus,
+    Task,
+    TaskInfo,
+)
+from agent_workflow.core.ports import Clock, Store
+from agent_workflow.core.recovery import RecoveryPoint, recovery_point
+from agent_workflow.core.runner import Executed, Execution, PhaseRunner
 from agent_workflow.core.trust import Trust, is_bot
-from agent_workflow.errors import PhaseBusy
-from agent_workflow.store.db import Store
 
 log = structlog.get_logger(__name__)
 
@@ -31,14 +41,23 @@ _TARGET = {
 }
 
 
+class Action(StrEnum):
+    """What routing did with an event."""
+
+    RAN = "ran"  # a phase was driven forward (see `Routed.result`)
+    IGNORED = "ignored"  # the actor may not drive phases (a bot, or no write permission)
+    NOOP = "noop"  # nothing to do: already done, held elsewhere, or not yet possible
+
+
 @dataclass(frozen=True)
 class Routed:
     """What routing did, for logs and tests."""
 
-    action: str  # ran | ignored | noop
+    action: Action
     reason: str = ""
     phase: Phase | None = None
     status: PhaseStatus | None = None
+    result: Executed | None = None
 
 
 class Router:
@@ -50,9 +69,9 @@ class Router:
         runner: PhaseRunner,
         ledger: Ledger,
         trust: Trust,
-        clock: Callable[[], float],
+        clock: Clock,
         *,
-        own_login: str = "",
+        own_login: str,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -64,68 +83,83 @@ class Router:
     async def route(self, event: Event) -> Routed:
         """Handle one event; safe to call any number of times with the same event."""
         if is_bot(event.actor, event.actor_is_bot, self._own_login):
-            return Routed("ignored", "bot actor")
+            return Routed(Action.IGNORED, "bot actor")
         # Merging already requires write access; everything else is checked.
         if event.intent is not Intent.MERGED and not await self._trust.allows(
             event.repo, event.actor
         ):
             log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
-            return Routed("ignored", f"{event.actor} lacks write permission")
-        settled = await self._settled(event)
+            return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
+        # One read answers most events: the task and all its phases.
+        state = await self._store.phases.for_issue(event.repo, event.issue_number)
+        settled = self._settled(event, state)
         if settled is not None:
             return settled
         match event.intent:
             case Intent.START_PLAN:
-                task = await self._store.tasks.ensure(_info(event), self._clock())
-                return await self._start(task, Phase.PLAN, event)
+                if state is None:
+                    task = await self._store.tasks.ensure(_info(event), self._clock())
+                    return await self._run(task, Phase.PLAN, None, event)
+                return await self._run(state.task, Phase.PLAN, state.runs.get(Phase.PLAN), event)
             case Intent.APPROVE:
-                return await self._approve(event)
+                return await self._approve(event, state)
             case Intent.MERGED:
-                return await self._merged(event)
+                return await self._merged(event, state)
             case Intent.RETRY:
-                return await self._retry(event)
+                return await self._retry(event, state)
             case _:  # pragma: no cover - a new intent without a branch is a loud bug
                 raise AssertionError(f"unknown intent {event.intent!r}")
 
-    async def _settled(self, event: Event) -> Routed | None:
-        """One read answers the common duplicate: the phase this event would run is done
-        (effects included) or held under a live lease. None: take the full path."""
+    def _settled(self, event: Event, state: IssueState | None) -> Routed | None:
+        """The common duplicate: the phase this event would run is settled, or held by a
+        live lease elsewhere. None: take the full path."""
         phase = _TARGET.get(event.intent)
-        if phase is None:
-            return None
-        run = (await self._store.phases.for_issue(event.repo, event.issue_number)).get(phase)
+        run = state.runs.get(phase) if state is not None and phase is not None else None
         if run is None:
             return None
-        live = run.lease_until is not None and run.lease_until >= self._clock()
-        if (run.status.is_final and run.effects_done) or (
-            run.status is PhaseStatus.ACTIVE and live
-        ):
-            return Routed("noop", f"{phase} is already {run.status}", phase, run.status)
+        point = recovery_point(run, self._clock())
+        if point is RecoveryPoint.SETTLED or point.is_busy:
+            return Routed(Action.NOOP, f"{phase} is already {run.status}", phase, run.status)
         return None
 
     async def resume(self, task_id: int, phase: Phase) -> Routed:
         """Drive a phase forward from its recovery point (the sweeper's entry)."""
         task = await self._store.tasks.get(task_id)
         if task is None:
-            return Routed("noop", "no such task")
-        return Routed("ran", phase=phase, status=await self._runner.execute(task, phase))
+            return Routed(Action.NOOP, "no such task")
+        return _ran(phase, await self._runner.execute(task, phase))
 
-    async def _start(self, task: Task, phase: Phase, event: Event) -> Routed:
-        await self._store.phases.ensure(task.id, phase, event.delivery_id, self._clock())
-        status = await self._runner.execute(task, phase)
-        return Routed("ran", phase=phase, status=status)
+    async def _run(self, task: Task, phase: Phase, known: PhaseRun | None, event: Event) -> Routed:
+        execution = await self._runner.execute(task, phase, known=known, trigger=event.delivery_id)
+        return _ran(phase, execution)
 
-    async def _approve(self, event: Event) -> Routed:
-        task = await self._store.tasks.find(event.repo, event.issue_number)
-        if task is None:
-            return Routed("noop", "no task for this issue")
-        plan = await self._store.phases.get(task.id, Phase.PLAN)
+    async def _settle(self, task: Task, run: PhaseRun) -> None:
+        """Finish an earlier phase's outstanding effects before the next phase starts
+        (so its labels land before the next phase's). `PhaseBusy` while a live holder
+        elsewhere performs them: the event is routed again later."""
+        match recovery_point(run, self._clock()):
+            case RecoveryPoint.SETTLED:
+                return
+            case RecoveryPoint.EFFECTS_OUTSTANDING:
+                execution = await self._runner.execute(task, run.phase, known=run)
+                if execution.result is not Executed.SETTLED:
+                    raise PhaseBusy(f"{run.phase} effects could not be finished here; retry later")
+            case RecoveryPoint.EFFECTS_HELD_ELSEWHERE:
+                raise PhaseBusy(f"{run.phase} effects are being performed elsewhere; retry later")
+            case point:  # pragma: no cover - callers pass final runs only
+                raise AssertionError(f"{run.phase} at {point} is not final")
+
+    async def _approve(self, event: Event, state: IssueState | None) -> Routed:
+        if state is None:
+            return Routed(Action.NOOP, "no task for this issue")
+        plan = state.runs.get(Phase.PLAN)
         if plan is None:
-            return Routed("noop", "no plan yet")
+            return Routed(Action.NOOP, "no plan yet")
         if plan.status is not PhaseStatus.COMPLETE:
-            await self._approve_too_early(task, plan.attempt)
-            return Routed("noop", "plan not complete")
-        return await self._start(task, Phase.DELIVER, event)
+            await self._approve_too_early(state.task, plan.attempt)
+            return Routed(Action.NOOP, "plan not complete")
+        await self._settle(state.task, plan)
+        return await self._run(state.task, Phase.DELIVER, state.runs.get(Phase.DELIVER), event)
 
     async def _approve_too_early(self, task: Task, plan_attempt: int) -> None:
         """Say once per plan attempt that approval must wait for the plan."""
@@ -135,42 +169,44 @@ class Router:
         effect = Effect(key, EffectKind.COMMENT, task.repo, task.issue_number, body=body)
         await self._ledger.perform(effect, Scope(task.id, Phase.PLAN.value, plan_attempt, None))
 
-    async def _merged(self, event: Event) -> Routed:
-        task = await self._store.tasks.find(event.repo, event.issue_number)
-        if task is None:
-            return Routed("noop", "merged PR belongs to no task")
-        deliver = await self._store.phases.get(task.id, Phase.DELIVER)
+    async def _merged(self, event: Event, state: IssueState | None) -> Routed:
+        if state is None:
+            return Routed(Action.NOOP, "merged PR belongs to no task")
+        task = state.task
+        deliver = state.runs.get(Phase.DELIVER)
         if deliver is None or deliver.status is not PhaseStatus.COMPLETE:
-            return Routed("noop", "deliver phase not complete")
+            return Routed(Action.NOOP, "deliver phase not complete")
         if task.pr_number is not None and event.pr_number not in (None, task.pr_number):
-            return Routed("noop", f"PR #{event.pr_number} is not the delivered one")
-        return await self._start(task, Phase.COMPOUND, event)
+            return Routed(Action.NOOP, f"PR #{event.pr_number} is not the delivered one")
+        await self._settle(task, deliver)
+        return await self._run(task, Phase.COMPOUND, state.runs.get(Phase.COMPOUND), event)
 
-    async def _retry(self, event: Event) -> Routed:
+    async def _retry(self, event: Event, state: IssueState | None) -> Routed:
         """A new attempt of the latest phase, if it is blocked or failed."""
-        task = await self._store.tasks.find(event.repo, event.issue_number)
-        if task is None:
-            return Routed("noop", "no task for this issue")
+        if state is None:
+            return Routed(Action.NOOP, "no task for this issue")
+        task = state.task
         for phase in RETRY_ORDER:
-            run = await self._store.phases.get(task.id, phase)
+            run = state.runs.get(phase)
             if run is None:
                 continue
             if run.trigger_delivery == event.delivery_id:
                 # This very event already started the attempt: just drive it on.
-                return Routed("ran", phase=phase, status=await self._runner.execute(task, phase))
-            if not run.status.is_final or run.status is PhaseStatus.COMPLETE:
-                return Routed("noop", f"{phase} is {run.status}: nothing to retry")
+                return _ran(phase, await self._runner.execute(task, phase, known=run))
+            if run.status not in (PhaseStatus.BLOCKED, PhaseStatus.FAILED):
+                return Routed(Action.NOOP, f"{phase} is {run.status}: nothing to retry")
             # Finish the blocked attempt's own effects before starting the next one.
-            await self._runner.execute(task, phase)
-            run = await self._store.phases.get(task.id, phase)
-            if run is not None and await self._store.phases.retry(
+            await self._settle(task, run)
+            if await self._store.phases.retry(
                 run.id, run.attempt, event.delivery_id, self._clock()
             ):
                 log.info("phase.retry", task=task.id, phase=phase, attempt=run.attempt + 1)
-            elif run is not None and run.status.is_final and not run.effects_done:
-                raise PhaseBusy(f"{phase} effects are being performed elsewhere; retry later")
-            return Routed("ran", phase=phase, status=await self._runner.execute(task, phase))
-        return Routed("noop", "nothing to retry")
+            return _ran(phase, await self._runner.execute(task, phase))
+        return Routed(Action.NOOP, "nothing to retry")
+
+
+def _ran(phase: Phase, execution: Execution) -> Routed:
+    return Routed(Action.RAN, phase=phase, status=execution.status, result=execution.result)
 
 
 def _info(event: Event) -> TaskInfo:

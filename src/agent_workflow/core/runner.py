@@ -1,32 +1,33 @@
 """Phase execution (DESIGN §4 steps 3–4): claim, run the agent under a heartbeat, record, hook.
 
-Recovery points of one (task, phase), read from durable state on every entry:
+Every entry reads the run's recovery point (`core.recovery`) and acts on it:
 
-  pending / active with an expired lease → claim (fence+1) → run or resume the agent
-  active under a live lease              → someone else holds it: return, no side effects
-  complete / blocked / failed, effects outstanding → claim the effects → run the hooks
-  complete / blocked / failed, effects done        → nothing to do
+  claimable               → claim (fence+1) → run or resume the agent → record → hooks
+  held elsewhere          → a live holder runs the agent: return, no side effects (G2)
+  effects outstanding     → claim the effects → run the hooks (only what is outstanding)
+  effects held elsewhere  → a live holder performs them: return
+  settled                 → nothing to do
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import TypeVar
 
 import structlog
 
-from agent_workflow.agents.protocol import Agent, AgentRequest, AgentResult, Outcome
+from agent_workflow.core.errors import LeaseLost
 from agent_workflow.core.hooks import HookContext, run_hooks
+from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
+from agent_workflow.core.ports import Agent, AgentRequest, AgentResult, Clock, Outcome, Store
+from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.core.text import clean_text
-from agent_workflow.errors import LeaseLost
-from agent_workflow.lease import LeaseWatch, watching
-from agent_workflow.store.db import Store
-from agent_workflow.store.phase_runs import RecordedResult
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -43,18 +44,30 @@ def session_id_for(task_id: int, phase: Phase, attempt: int) -> str:
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """Lease and failure policy. Each number says why it is what it is."""
+    """Lease and failure policy; the values (and why they are what they are) are in `Settings`."""
 
     owner: str
-    # How long a claim lives without a heartbeat: the time a dead worker's phase waits
-    # before another may take it over.
-    lease_s: float = 60.0
-    # Heartbeat often enough that two missed beats still leave the lease alive.
-    heartbeat_s: float = 20.0
-    # Agent errors before the attempt is marked failed (each retry resumes the session).
-    max_failures: int = 3
-    # Cap on what one task may spend across all attempts and resumes (None: no cap).
-    task_budget_usd: float | None = None
+    lease_s: float  # how long a claim lives without a heartbeat
+    heartbeat_s: float  # how often the holder extends it
+    max_failures: int  # agent errors before the attempt is marked failed
+    task_budget_usd: float | None  # cap on one task's spending across attempts (None: none)
+
+
+class Executed(StrEnum):
+    """How a call of `PhaseRunner.execute` left the phase."""
+
+    SETTLED = "settled"  # final with every effect done (this call may have finished it)
+    HELD_ELSEWHERE = "held_elsewhere"  # a live lease elsewhere holds the agent or the effects
+    LEASE_LOST = "lease_lost"  # this worker lost its lease midway; the new holder goes on
+    NOT_STARTED = "not_started"  # the phase has no run
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The typed outcome of `execute`: what happened, and the phase's status as last seen."""
+
+    result: Executed
+    status: PhaseStatus | None = None
 
 
 class PhaseRunner:
@@ -66,7 +79,7 @@ class PhaseRunner:
         agent: Agent,
         ledger: Ledger,
         settings: RunnerSettings,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self._store = store
         self._agent = agent
@@ -74,88 +87,115 @@ class PhaseRunner:
         self._settings = settings
         self._clock = clock
 
-    async def execute(self, task: Task, phase: Phase) -> PhaseStatus | None:
-        """Drive the phase forward from whatever state it is in; return where it stands."""
+    async def execute(
+        self,
+        task: Task,
+        phase: Phase,
+        *,
+        known: PhaseRun | None = None,
+        trigger: str | None = None,
+    ) -> Execution:
+        """Drive the phase forward from its recovery point; say how it was left.
+
+        `known` is the run as the caller just read it (saves a read); `trigger` the
+        delivery that starts a phase with no run yet (created claimed, in one statement).
+        """
         phases = self._store.phases
         s = self._settings
-        for _ in range(s.max_failures + 2):
-            run = await phases.get(task.id, phase)
+        run = known
+        if run is None and trigger is not None:
+            claimed = await phases.start(task.id, phase, trigger, s.owner, s.lease_s, self._clock())
+            if claimed is not None:
+                return await self._run_claimed(task, claimed)
+        # Each pass either returns or consumes an agent error (bounded by max_failures) or
+        # a lost claim race; more passes than that is a bug, not a state to wait in.
+        for _ in range(2 * (s.max_failures + 2)):
             if run is None:
-                return None
+                run = await phases.get(task.id, phase)
+                if run is None:
+                    return Execution(Executed.NOT_STARTED)
             now = self._clock()
-            lease_live = run.lease_until is not None and run.lease_until >= now
-            if run.status is PhaseStatus.PENDING or (
-                run.status is PhaseStatus.ACTIVE and not lease_live
-            ):
-                claimed = await phases.claim(run.id, s.owner, s.lease_s, now)
-                if claimed is None:
-                    continue  # lost the race: re-read and see who has it
-                finished = await self._run_agent(task, claimed)
-                if finished is None:
-                    return None  # lease lost: a newer holder owns the phase now
-                if finished.status is PhaseStatus.PENDING:
-                    continue  # the agent errored; try again (resuming the session)
-                await self._perform_effects(task, finished)
-                return finished.status
-            if run.status is PhaseStatus.ACTIVE:
-                return PhaseStatus.ACTIVE  # a live holder is running it (G2)
-            if run.effects_done:
-                return run.status
-            claimed = await phases.claim_effects(run.id, s.owner, s.lease_s, now)
-            if claimed is None:
-                return run.status  # another worker is performing the effects
-            await self._perform_effects(task, claimed)
-            return claimed.status
-        return None
+            match recovery_point(run, now):
+                case RecoveryPoint.CLAIMABLE:
+                    claimed = await phases.claim(task.id, phase, s.owner, s.lease_s, now)
+                    if claimed is None:
+                        run = None  # lost the race: re-read and see who has it
+                        continue
+                    return await self._run_claimed(task, claimed)
+                case RecoveryPoint.EFFECTS_OUTSTANDING:
+                    claimed = await phases.claim_effects(task.id, phase, s.owner, s.lease_s, now)
+                    if claimed is None:
+                        run = None
+                        continue
+                    return await self._perform_effects(task, claimed)
+                case RecoveryPoint.HELD_ELSEWHERE | RecoveryPoint.EFFECTS_HELD_ELSEWHERE:
+                    return Execution(Executed.HELD_ELSEWHERE, run.status)
+                case RecoveryPoint.SETTLED:
+                    return Execution(Executed.SETTLED, run.status)
+                case point:  # pragma: no cover - a new point without a branch is a loud bug
+                    raise AssertionError(f"no action for recovery point {point!r}")
+        raise AssertionError(f"phase {phase} of task {task.id} made no progress")
+
+    async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
+        """Run the agent under the claim until the attempt is final, then its effects."""
+        run = claimed
+        for _ in range(self._settings.max_failures + 1):
+            try:
+                run = await self._run_agent(task, run)
+            except LeaseLost:
+                log.warning("phase.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
+                return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
+            if run.status.is_final:
+                return await self._perform_effects(task, run)
+            # The agent errored and the run is pending again: claim it anew (resuming).
+            again = await self._store.phases.claim(
+                task.id, run.phase, self._settings.owner, self._settings.lease_s, self._clock()
+            )
+            if again is None:
+                return await self.execute(task, run.phase)
+            run = again
+        raise AssertionError(f"phase {run.phase} of task {task.id} kept erroring past its cap")
 
     # -- the agent ---------------------------------------------------------------
 
-    async def _run_agent(self, task: Task, run: PhaseRun) -> PhaseRun | None:
-        """Run or resume the agent under `run`'s fence; record the result fenced."""
+    async def _run_agent(self, task: Task, run: PhaseRun) -> PhaseRun:
+        """Run or resume the agent under `run`'s fence; record the result fenced.
+
+        Returns the row as recorded; raises `LeaseLost` when the fence went stale.
+        """
         s = self._settings
         phases = self._store.phases
         session_id = session_id_for(task.id, run.phase, run.attempt)
         resume = run.session_started
-        try:
-            request = await self._request(task, run, session_id, resume)
-            agent_run_id = await phases.start_agent(
-                run.guard,
-                session_id=session_id,
-                mode="resume" if resume else "fresh",
-                owner=s.owner,
-                now=self._clock(),
-            )
-            log.info(
-                "agent.start",
-                task=task.id,
-                phase=run.phase,
-                attempt=run.attempt,
-                fence=run.fence,
-                session=session_id,
-                resume=resume,
-            )
-            result = await self._under_lease(
-                run.guard, _lease_until(run), self._run_safely(request)
-            )
-            recorded = _recorded(result)
-            now = self._clock()
-            if recorded.status is PhaseStatus.PENDING:
-                await phases.release_after_error(
-                    run.guard,
-                    agent_run_id,
-                    recorded,
-                    max_failures=s.max_failures,
-                    effects_lease_s=s.lease_s,
-                    now=now,
-                )
-            else:
-                await phases.finish(
-                    run.guard, agent_run_id, recorded, effects_lease_s=s.lease_s, now=now
-                )
-        except LeaseLost:
-            log.warning("phase.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
-            return None
-        return await phases.get(task.id, run.phase)
+        agent_run_id = await phases.start_agent(
+            run.guard,
+            session_id=session_id,
+            mode="resume" if resume else "fresh",
+            owner=s.owner,
+            now=self._clock(),
+        )
+        log.info(
+            "agent.start",
+            task=task.id,
+            phase=run.phase,
+            attempt=run.attempt,
+            fence=run.fence,
+            session=session_id,
+            resume=resume,
+        )
+        request = self._request(task, run, session_id, resume)
+        result = await self._under_lease(run.guard, _lease_until(run), self._run_safely(request))
+        if not result.session_id:
+            result = replace(result, session_id=session_id)
+        return await phases.finish(
+            run.guard,
+            agent_run_id,
+            _status_of(result.outcome),
+            result,
+            max_failures=s.max_failures,
+            effects_lease_s=s.lease_s,
+            now=self._clock(),
+        )
 
     async def _run_safely(self, request: AgentRequest) -> AgentResult:
         """An agent that raises is an agent error, not a crashed worker."""
@@ -165,17 +205,10 @@ class PhaseRunner:
             log.exception("agent.crashed", task=request.task_id, phase=request.phase)
             return AgentResult(Outcome.ERROR, reason=f"agent crashed: {exc!r}")
 
-    async def _request(
-        self, task: Task, run: PhaseRun, session_id: str, resume: bool
-    ) -> AgentRequest:
-        plan = ""
-        if run.phase in (Phase.DELIVER, Phase.COMPOUND):
-            plan_run = await self._store.phases.get(task.id, Phase.PLAN)
-            plan = plan_run.result_text or "" if plan_run else ""
-        budget_left = None
-        if self._settings.task_budget_usd is not None:
-            spent = await self._store.phases.total_cost(task.id)
-            budget_left = max(0.0, self._settings.task_budget_usd - spent)
+    def _request(self, task: Task, run: PhaseRun, session_id: str, resume: bool) -> AgentRequest:
+        plan = run.plan_text if run.phase in (Phase.DELIVER, Phase.COMPOUND) else ""
+        budget = self._settings.task_budget_usd
+        budget_left = None if budget is None else max(0.0, budget - run.task_cost_usd)
         return AgentRequest(
             task_id=task.id,
             repo=task.repo,
@@ -196,20 +229,21 @@ class PhaseRunner:
 
     # -- the effects -------------------------------------------------------------
 
-    async def _perform_effects(self, task: Task, run: PhaseRun) -> None:
+    async def _perform_effects(self, task: Task, run: PhaseRun) -> Execution:
         """Run the hooks of a finished run under its fence, then mark the effects done."""
         scope = Scope(task.id, run.phase.value, run.attempt, run.guard)
 
         async def set_pr_number(number: int) -> None:
             await self._store.tasks.set_pr_number(task.id, number, self._clock())
 
-        current = await self._store.tasks.get(task.id) or task
-        ctx = HookContext(current, run, self._ledger, scope, set_pr_number)
+        ctx = HookContext(task, run, self._ledger, scope, set_pr_number)
         try:
             await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))
             await self._store.phases.effects_finished(run.guard, self._clock())
         except LeaseLost:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
+            return Execution(Executed.LEASE_LOST, run.status)
+        return Execution(Executed.SETTLED, run.status)
 
     # -- the lease ---------------------------------------------------------------
 
@@ -262,20 +296,14 @@ def _lease_until(run: PhaseRun) -> float:
     return run.lease_until if run.lease_until is not None else 0.0
 
 
-def _recorded(result: AgentResult) -> RecordedResult:
-    status = {
-        Outcome.SUCCESS: PhaseStatus.COMPLETE,
-        Outcome.BLOCKED: PhaseStatus.BLOCKED,
-        Outcome.ERROR: PhaseStatus.PENDING,
-    }[result.outcome]
-    return RecordedResult(
-        status=status,
-        text=result.text,
-        reason=result.reason,
-        artifacts=dict(result.artifacts),
-        cost_usd=result.cost_usd,
-        turns=result.turns,
-        duration_s=result.duration_s,
-        restarted=result.restarted,
-        terminal_reason=result.terminal_reason,
-    )
+def _status_of(outcome: Outcome) -> PhaseStatus:
+    """The phase status an agent outcome records (an error: pending, to be tried again)."""
+    match outcome:
+        case Outcome.SUCCESS:
+            return PhaseStatus.COMPLETE
+        case Outcome.BLOCKED:
+            return PhaseStatus.BLOCKED
+        case Outcome.ERROR:
+            return PhaseStatus.PENDING
+        case _:  # pragma: no cover
+            raise AssertionError(f"unknown agent outcome {outcome!r}")

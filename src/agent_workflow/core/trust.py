@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from agent_workflow.forge.protocol import Forge, Permission
+from agent_workflow.core.ports import Forge, Permission
 
 TRUSTED_PERMISSIONS = frozenset({"admin", "maintain", "write"})
-# Permissions change rarely; a short cache keeps the steady state free of reads (G6).
-PERMISSION_TTL_S = 300.0
 
 
 def is_bot(actor: str, actor_is_bot: bool, own_login: str = "") -> bool:
@@ -18,11 +16,12 @@ def is_bot(actor: str, actor_is_bot: bool, own_login: str = "") -> bool:
 
 
 class Trust:
-    """Checks an actor's repository permission (not `author_association`, which is unreliable)."""
+    """Checks an actor's repository permission (not `author_association`, which is unreliable).
 
-    def __init__(
-        self, forge: Forge, clock: Callable[[], float], *, ttl_s: float = PERMISSION_TTL_S
-    ) -> None:
+    Answers are cached for `ttl_s` (`AW_PERMISSION_TTL_S`) so the steady state makes no reads.
+    """
+
+    def __init__(self, forge: Forge, clock: Callable[[], float], *, ttl_s: float) -> None:
         self._forge = forge
         self._clock = clock
         self._ttl = ttl_s

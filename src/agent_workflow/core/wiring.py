@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent_workflow.agents.protocol import Agent
-from agent_workflow.core import clock as default_clock
 from agent_workflow.core.ledger import Ledger
+from agent_workflow.core.ports import Agent, Clock, Forge, Store
 from agent_workflow.core.router import Router
 from agent_workflow.core.runner import PhaseRunner, RunnerSettings
 from agent_workflow.core.trust import Trust
-from agent_workflow.forge.protocol import Forge
-from agent_workflow.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -33,10 +29,10 @@ def build_core(
     agent: Agent,
     settings: RunnerSettings,
     *,
-    clock: Callable[[], float] = default_clock.now,
-    own_login: str = "",
-    uncertain_backoff_s: float = 1.0,
-    permission_ttl_s: float = 300.0,
+    clock: Clock,
+    own_login: str,
+    uncertain_backoff_s: float,
+    permission_ttl_s: float,
 ) -> Core:
     """Wire a `Router` over the given store, forge and agent."""
     ledger = Ledger(store.effects, forge, clock, uncertain_backoff_s=uncertain_backoff_s)

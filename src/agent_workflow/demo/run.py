@@ -24,18 +24,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent_workflow.core.model import Phase, PhaseStatus
+from agent_workflow.core.model import BRANCH_PREFIX, Phase, PhaseStatus
 from agent_workflow.demo.process import AwProcess, free_port
-from agent_workflow.forge.emulator import EmulatorServer
-from agent_workflow.forge.emulator.client import EmulatorAdmin, IssueView
 from agent_workflow.store import Store, connect
+from github_emulator import EmulatorServer
+from github_emulator.client import EmulatorAdmin, IssueView
 
 REPO = "demo/widgets"
 USER, STRANGER, BOT = "alice", "mallory", "agent-workflow[bot]"
 SECRET, TOKEN = "demo-webhook-secret", "demo-token"
 MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+# The triggers the demo's people use, set explicitly so an AW_* in the caller's
+# environment cannot make the server listen for other words.
+PLAN_LABEL, APPROVE, RETRY = "agent", "/approve", "/retry"
 # Short leases so the kill-and-restart recovers in seconds, not a minute.
 DEMO_ENV = {
+    "AW_PLAN_LABEL": PLAN_LABEL,
+    "AW_APPROVE_COMMAND": APPROVE,
+    "AW_RETRY_COMMAND": RETRY,
     "AW_AGENT": "scripted",
     "AW_SCRIPTED_DURATION_S": "1.5",
     "AW_LEASE_S": "3",
@@ -107,16 +113,16 @@ class Demo:
 
     async def lifecycle(self, issue: int, *, kill_mid_deliver: bool, blocked_plan: bool) -> None:
         labelled = await self.act(
-            f"{USER} adds label 'agent'",
+            f"{USER} adds label '{PLAN_LABEL}'",
             issue,
-            self.admin.add_label(REPO, issue, "agent", user=USER),
+            self.admin.add_label(REPO, issue, PLAN_LABEL, user=USER),
         )
         if blocked_plan:
             await self.wait_for(issue, "agent-blocked")
             await self.act(
-                f"{USER} comments /retry",
+                f"{USER} comments {RETRY}",
                 issue,
-                self.admin.comment(REPO, issue, "/retry", user=USER),
+                self.admin.comment(REPO, issue, RETRY, user=USER),
             )
         await self.wait_for(issue, "Implementation plan")
         for delivery in labelled.deliveries:
@@ -124,19 +130,19 @@ class Demo:
             self.duplicates_sent += len(copies)
             self.timeline.add(f"#{issue}: webhook {delivery.id[:8]} redelivered (duplicate)")
         await self.act(
-            f"{STRANGER} (read-only) comments /approve: ignored",
+            f"{STRANGER} (read-only) comments {APPROVE}: ignored",
             issue,
-            self.admin.comment(REPO, issue, "/approve", user=STRANGER),
+            self.admin.comment(REPO, issue, APPROVE, user=STRANGER),
         )
         await self.act(
-            f"{USER} comments /approve",
+            f"{USER} comments {APPROVE}",
             issue,
-            self.admin.comment(REPO, issue, "/approve", user=USER),
+            self.admin.comment(REPO, issue, APPROVE, user=USER),
         )
         if kill_mid_deliver:
             await self.kill_and_restart_during(issue, Phase.DELIVER)
         await self.wait_for(issue, "Opened pull request")
-        pulls = [p for p in await self.admin.pulls(REPO) if _head(p) == f"agent/issue-{issue}"]
+        pulls = [p for p in await self.admin.pulls(REPO) if _head(p) == _branch(issue)]
         await self.act(
             f"{USER} merges PR #{pulls[0].number}",
             issue,
@@ -170,9 +176,7 @@ class Demo:
                     "issue": issue,
                     "bot_comments": len(comments),
                     "labels": sorted(await self.admin.labels(REPO, issue)),
-                    "pull_requests": [
-                        p.number for p in pulls if _head(p) == f"agent/issue-{issue}"
-                    ],
+                    "pull_requests": [p.number for p in pulls if _head(p) == _branch(issue)],
                     "phases": {p.value: str(await self.phase_status(issue, p)) for p in Phase},
                 }
             )
@@ -239,6 +243,10 @@ async def run_demo(*, as_json: bool = False, issues: int = 2) -> int:
     else:
         _print(console, demo.timeline, summary)
     return 0 if summary["duplicates"] == 0 and summary["all_complete"] else 1
+
+
+def _branch(issue: int) -> str:
+    return f"{BRANCH_PREFIX}{issue}"
 
 
 def _head(pull: IssueView) -> str:

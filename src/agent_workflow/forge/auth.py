@@ -9,7 +9,7 @@ from datetime import datetime
 
 import jwt
 
-from agent_workflow.errors import ForgeError
+from agent_workflow.core.errors import ForgeError
 from agent_workflow.forge.http import GitHubApiError, GitHubHttp
 
 #: Refresh an installation token this long before it expires, so no request

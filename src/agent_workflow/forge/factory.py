@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from agent_workflow.config import Settings
-from agent_workflow.errors import ConfigError
+from agent_workflow.core.errors import ConfigError
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
 

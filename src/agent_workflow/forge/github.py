@@ -9,7 +9,6 @@ count as success, so the effect ledger can simply perform again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self, cast, get_args
@@ -17,20 +16,18 @@ from urllib.parse import quote
 
 import httpx
 
-from agent_workflow.errors import ForgeError, UncertainOutcome
+from agent_workflow.core.errors import ForgeError, UncertainOutcome
+from agent_workflow.core.ports import Comment, Permission, PullRequest
 from agent_workflow.forge.auth import AppAuth, TokenAuth
 from agent_workflow.forge.http import (
-    DEFAULT_API_URL,
     ForgeStats,
     GitHubApiError,
     GitHubHttp,
     MutationSpacer,
 )
 from agent_workflow.forge.policy import RequestPolicy
-from agent_workflow.forge.protocol import Comment, Permission, PullRequest
 
 #: Trust decisions may lag a permission change by this long; saves a call per event.
-PERMISSION_TTL = 60.0
 #: GitHub's largest page; fewer round trips when reconciling.
 PER_PAGE = 100
 
@@ -64,9 +61,8 @@ def _pull(data: dict[str, Any]) -> PullRequest:
 class GitHubForge:
     """The `Forge` protocol over REST, plus `create_ref`/`get_ref_sha` for branches."""
 
-    def __init__(self, http: GitHubHttp, *, permission_ttl: float = PERMISSION_TTL) -> None:
+    def __init__(self, http: GitHubHttp) -> None:
         self.http = http
-        self.permission_ttl = permission_ttl
         self._permissions: dict[tuple[str, str], tuple[Permission, float]] = {}
 
     @classmethod
@@ -74,17 +70,16 @@ class GitHubForge:
         cls,
         token: str,
         *,
-        base_url: str = DEFAULT_API_URL,
-        policy: RequestPolicy | None = None,
+        base_url: str,
+        policy: RequestPolicy,
         spacer: MutationSpacer | None = None,
-        permission_ttl: float = PERMISSION_TTL,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> GitHubForge:
         """An adapter acting with a fixed token."""
         http = GitHubHttp(
             TokenAuth(token), base_url=base_url, policy=policy, spacer=spacer, transport=transport
         )
-        return cls(http, permission_ttl=permission_ttl)
+        return cls(http)
 
     @classmethod
     def from_app(
@@ -93,10 +88,9 @@ class GitHubForge:
         private_key_pem: str,
         installation_id: int,
         *,
-        base_url: str = DEFAULT_API_URL,
-        policy: RequestPolicy | None = None,
+        base_url: str,
+        policy: RequestPolicy,
         spacer: MutationSpacer | None = None,
-        permission_ttl: float = PERMISSION_TTL,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> GitHubForge:
         """An adapter acting as a GitHub App installation (tokens minted and cached)."""
@@ -104,7 +98,7 @@ class GitHubForge:
         http = GitHubHttp(
             auth, base_url=base_url, policy=policy, spacer=spacer, transport=transport
         )
-        return cls(http, permission_ttl=permission_ttl)
+        return cls(http)
 
     @property
     def stats(self) -> ForgeStats:
@@ -222,14 +216,11 @@ class GitHubForge:
         return found[0]
 
     async def permission(self, repo: str, user: str) -> Permission:
-        """The user's role (admin, maintain, write, triage, read, none), cached for a while.
+        """The user's role (admin, maintain, write, triage, read, none).
 
-        An unknown user or repository (404) is `none`: trust fails closed.
+        An unknown user or repository (404) is `none`: trust fails closed. Not cached
+        here: the core's `Trust` caches answers (`AW_PERMISSION_TTL_S`), in one place.
         """
-        key, now = (repo.lower(), user.lower()), time.monotonic()
-        cached = self._permissions.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         path = f"{_repo_path(repo)}/collaborators/{quote(user, safe='')}/permission"
         response = await self.http.request("GET", path)
         if response.status_code == 404:
@@ -241,7 +232,6 @@ class GitHubForge:
             value = cast(Permission, role if role in _PERMISSIONS else collapsed)
             if value not in _PERMISSIONS:
                 value = "none"
-        self._permissions[key] = (value, now + self.permission_ttl)
         return value
 
     async def _pages(self, path: str, params: dict[str, str | int]) -> AsyncIterator[Any]:

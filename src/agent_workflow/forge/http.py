@@ -16,20 +16,19 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import httpx
 
 from agent_workflow import __version__
-from agent_workflow.errors import ForgeError, RateLimited, UncertainOutcome
+from agent_workflow.core.errors import ForgeError, RateLimited, UncertainOutcome
+from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
-from agent_workflow.lease import assert_lease_held
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://api.github.com"
 #: The REST API version our shapes follow; GitHub pins behaviour to it.
 API_VERSION = "2022-11-28"
 
@@ -90,10 +89,6 @@ class ForgeStats:
         """Every request sent to GitHub."""
         return self.reads + self.mutations + self.token_requests
 
-    def as_dict(self) -> dict[str, float]:
-        """A copy for reports and benchmarks."""
-        return {**asdict(self), "total": self.total}
-
 
 class Authenticator(Protocol):
     """Supplies the `Authorization` header (see `forge.auth`)."""
@@ -136,14 +131,14 @@ class GitHubHttp:
         self,
         auth: Authenticator,
         *,
-        base_url: str = DEFAULT_API_URL,
-        policy: RequestPolicy | None = None,
+        base_url: str,
+        policy: RequestPolicy,
         spacer: MutationSpacer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.auth = auth
-        self.policy = policy = policy or RequestPolicy()
+        self.policy = policy
         self.spacer = spacer or MutationSpacer(policy.mutation_interval)
         self.stats = ForgeStats()
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")

@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RequestPolicy:
     """Every knob of the adapter's request loop, each with the reason for its default.
 
-    Tests shrink the waits (`RequestPolicy.fast()`); production keeps GitHub's numbers.
+    `timeout` and `mutation_interval` are settings (`AW_GITHUB_TIMEOUT_S`,
+    `AW_GITHUB_MUTATION_INTERVAL_S`): their one default is in `Settings`. Tests shrink
+    the waits (`RequestPolicy.fast()`); production keeps GitHub's numbers.
     """
 
-    #: Whole request budget; GitHub answers in well under a second, 30 s means it is stuck.
-    timeout: float = 30.0
+    #: Whole request budget (`AW_GITHUB_TIMEOUT_S`).
+    timeout: float
     #: Connecting should be quick; a slow connect is a network problem worth retrying.
     connect_timeout: float = 10.0
     #: Attempts for a read (and for anything never sent) before giving up: 1 + 3 retries.
@@ -24,8 +26,8 @@ class RequestPolicy:
     backoff_max: float = 8.0
     #: Randomise backoffs (×0.5-1.0) so many workers do not retry in lockstep.
     jitter: bool = True
-    #: GitHub asks for at least one second between mutative requests per token.
-    mutation_interval: float = 1.0
+    #: Spacing between mutative requests per token (`AW_GITHUB_MUTATION_INTERVAL_S`).
+    mutation_interval: float
     #: Secondary limit without `retry-after`: GitHub says wait at least a minute,
     #: then back off exponentially.
     secondary_wait: float = 60.0

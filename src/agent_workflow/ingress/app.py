@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agent_workflow.core.clock import now
-from agent_workflow.errors import BadEvent, ConfigError
+from agent_workflow.core.errors import BadEvent, ConfigError
 from agent_workflow.ingress import payload as payloads
-from agent_workflow.ingress.body import DEFAULT_MAX_BODY_BYTES, BodyRejected, read_limited
-from agent_workflow.ingress.events import DEFAULT_TRIGGERS, Ignored, Triggers, parse
+from agent_workflow.ingress.body import BodyRejected, read_limited
+from agent_workflow.ingress.events import Ignored, Triggers, parse
 from agent_workflow.ingress.health import database_ok
 from agent_workflow.ingress.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from agent_workflow.store import Store
@@ -62,15 +62,17 @@ def create_app(
     on_accepted: OnAccepted,
     *,
     secret: str,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int,
+    triggers: Triggers,
     clock: Callable[[], float] = now,
     dispatch_timeout_s: float = DISPATCH_TIMEOUT_S,
-    triggers: Triggers = DEFAULT_TRIGGERS,
 ) -> Starlette:
     """The ingress ASGI app. Raises `ConfigError` without a secret or with a non-positive cap.
 
     An empty secret would make every signature check compare against a
     well-known key, so it is refused at start rather than accepted silently.
+    `max_body_bytes` and `triggers` come from `Settings` (`AW_WEBHOOK_MAX_BODY_BYTES`,
+    `AW_PLAN_LABEL`…); a delivery is parsed here, once, and stored with its `Event`.
     """
     if not secret:
         raise ConfigError("a webhook secret is required (AW_WEBHOOK_SECRET)")
@@ -144,6 +146,7 @@ class _Webhooks:
                 event=delivery.event,
                 action=_action(payload),
                 payload=payload,
+                parsed=parsed,
                 now=self.clock(),
             )
         except (SQLAlchemyError, OSError) as exc:

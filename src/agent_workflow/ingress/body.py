@@ -1,14 +1,11 @@
-"""Reading a request body without ever holding more than the configured cap."""
+"""Reading a request body without ever holding more than the configured cap
+(`AW_WEBHOOK_MAX_BODY_BYTES`)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
-from agent_workflow.errors import AgentWorkflowError
-
-# GitHub caps webhook payloads at 25 MB, but the events we act on are a few KB;
-# 1 MiB leaves room for long issue bodies while bounding memory per request.
-DEFAULT_MAX_BODY_BYTES = 1_048_576
+from agent_workflow.core.errors import AgentWorkflowError
 
 
 class BodyRejected(AgentWorkflowError):

@@ -1,9 +1,11 @@
 """From a GitHub webhook (event name + JSON payload) to an `Event`, or `Ignored` with a reason.
 
-Pure and deterministic: the ingress parses to decide whether to store a delivery,
-and whoever routes the stored row later parses the same payload again and must
-reach the same answer. Only events that drive a phase become `Event`s; trust and
-bot filtering happen in the router, which knows who we are and who may act.
+Pure and deterministic. A delivery is parsed once, by the ingress, with the
+configured triggers: it decides whether the delivery is stored at all, and the
+resulting `Event` is stored beside the payload and routed as stored (the job
+handler never parses the payload again, except for rows stored before the parsed
+event was). Only events that drive a phase become `Event`s; trust and bot
+filtering happen in the router, which knows who we are and who may act.
 """
 
 from __future__ import annotations
@@ -13,31 +15,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent_workflow.core.model import Event, Intent
+from agent_workflow.core.errors import BadEvent
+from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent
 from agent_workflow.core.text import clean_text
-from agent_workflow.errors import BadEvent
 
 
 @dataclass(frozen=True)
 class Triggers:
-    """The labels, comment commands and branch prefix that start phases (DESIGN §1).
+    """The labels and comment commands that start phases (DESIGN §1).
 
-    Labels compare case-insensitively (GitHub treats `Agent` and `agent` as one
-    label); commands compare exactly, after surrounding whitespace is stripped and
-    inner runs of whitespace are collapsed to one space.
+    No defaults here: they are `AW_PLAN_LABEL`, `AW_APPROVE_LABEL`, `AW_PLAN_COMMAND`,
+    `AW_APPROVE_COMMAND` and `AW_RETRY_COMMAND` in `Settings`. Labels compare
+    case-insensitively (GitHub treats `Agent` and `agent` as one label); commands
+    compare exactly, after surrounding whitespace is stripped and inner runs of
+    whitespace are collapsed to one space. A merged pull request counts when its head
+    is a task branch (`BRANCH_PREFIX` of the core, not a trigger).
     """
 
-    plan_label: str = "agent"
-    approve_label: str = "agent-approved"
-    plan_command: str = "/agent plan"
-    approve_command: str = "/approve"
-    retry_command: str = "/retry"
-    branch_prefix: str = "agent/issue-"
+    plan_label: str
+    approve_label: str
+    plan_command: str
+    approve_command: str
+    retry_command: str
 
 
-DEFAULT_TRIGGERS = Triggers()
 # Issue and PR numbers are stored in 32-bit INTEGER columns; larger is malformed, not a task.
 MAX_NUMBER = 2**31 - 1
+_TASK_BRANCH = re.compile(re.escape(BRANCH_PREFIX) + r"([1-9][0-9]{0,9})")
 
 
 @dataclass(frozen=True)
@@ -48,10 +52,7 @@ class Ignored:
 
 
 def parse(
-    event_name: str,
-    payload: Mapping[str, Any],
-    delivery_id: str,
-    triggers: Triggers = DEFAULT_TRIGGERS,
+    event_name: str, payload: Mapping[str, Any], delivery_id: str, triggers: Triggers
 ) -> Event | Ignored:
     """Parse one delivery. Raises `BadEvent` when a handled event lacks a field it needs."""
     action = payload.get("action")
@@ -61,7 +62,7 @@ def parse(
         case "issue_comment", "created":
             return _issue_comment(payload, delivery_id, triggers)
         case "pull_request", "closed":
-            return _pull_request_closed(payload, delivery_id, triggers)
+            return _pull_request_closed(payload, delivery_id)
         case _:
             kind = f"{event_name}.{action}" if isinstance(action, str) else event_name
             return Ignored(f"{kind} is not handled")
@@ -93,15 +94,13 @@ def _issue_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) ->
     return _issue_event(payload, delivery_id, intent)
 
 
-def _pull_request_closed(
-    payload: Mapping[str, Any], delivery_id: str, t: Triggers
-) -> Event | Ignored:
+def _pull_request_closed(payload: Mapping[str, Any], delivery_id: str) -> Event | Ignored:
     pull = _obj(payload, "pull_request")
     if pull.get("merged") is not True:
         return Ignored("pull request closed without merging")
     head = _obj(pull, "head", "pull_request.head")
     ref = _str(head, "ref", "pull_request.head.ref")
-    issue_number = _issue_from_branch(ref, t.branch_prefix)
+    issue_number = _issue_from_branch(ref)
     if issue_number is None:
         return Ignored(f"branch {ref!r} is not an agent branch")
     repo = _repo_name(payload)
@@ -169,9 +168,9 @@ def _squash(text: str) -> str:
     return " ".join(text.split())
 
 
-def _issue_from_branch(ref: str, prefix: str) -> int | None:
+def _issue_from_branch(ref: str) -> int | None:
     # Exactly the branch we create (`agent/issue-7`): no leading zeros, nothing after.
-    match = re.fullmatch(re.escape(prefix) + r"([1-9][0-9]{0,9})", ref)
+    match = _TASK_BRANCH.fullmatch(ref)
     if match is None or int(match.group(1)) > MAX_NUMBER:
         return None
     return int(match.group(1))

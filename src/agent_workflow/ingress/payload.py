@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, NoReturn
 
-from agent_workflow.errors import BadEvent
+from agent_workflow.core.errors import BadEvent
 
 # Cheap gate: most bodies contain neither escape, and those skip the rewrite.
 _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")

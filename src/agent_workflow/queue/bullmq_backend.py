@@ -46,21 +46,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
+import traceback
 from typing import Any, Final, NoReturn
 
+import bullmq.utils
+import bullmq.worker
 from bullmq import Job, Queue, Worker
 from bullmq.custom_errors import DelayedError
 
-from agent_workflow.errors import AgentWorkflowError
+from agent_workflow.core.errors import AgentWorkflowError
 from agent_workflow.queue.protocol import Handler, QueueClosed, validate_job_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX: Final = "aw"
-"""Redis key prefix; distinct from BullMQ's `bull` so a shared Redis stays readable."""
+
+class _TracebackToLog:
+    """`traceback` as bullmq sees it, except that `print_exc` logs to the `bullmq` logger.
+
+    bullmq prints some errors of its worker loop with `traceback.print_exc()`
+    straight to stderr; this way they come out as log records like every other.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(traceback, name)
+
+    @staticmethod
+    def print_exc(*_: Any, **__: Any) -> None:
+        logging.getLogger("bullmq").error("bullmq worker error", exc_info=True)
+
+
+for _module in (bullmq.worker, bullmq.utils):
+    if getattr(_module, "traceback", None) is traceback:
+        _module.traceback = _TracebackToLog()
 
 DEFAULT_ATTEMPTS: Final = 3
 """A handler error (DB briefly unavailable) is retried twice; the sweeper covers the rest."""
@@ -73,21 +91,6 @@ KEEP_FAILED: Final[dict[str, int]] = {"age": 7 * 24 * 3600, "count": 10_000}
 
 FINISHED_STATES: Final = frozenset({"completed", "failed"})
 """States in which a kept job would absorb a re-enqueue of its id."""
-
-DEFAULT_WORKER_CONCURRENCY: Final = 4
-"""Jobs one worker process runs at once; agent phases are long and mostly wait on I/O."""
-
-DEFAULT_LOCK_DURATION_MS: Final = 30_000
-"""BullMQ's default: a dead worker's job is re-delivered after ~30 s plus a stalled interval."""
-
-DEFAULT_STALLED_INTERVAL_MS: Final = 30_000
-"""BullMQ's default; each check is one Lua script over the active list."""
-
-DEFAULT_MAX_STALLED_COUNT: Final = 1
-"""BullMQ's default: a job whose worker died twice is failed (the sweeper re-enqueues it)."""
-
-DEFAULT_GRACE_S: Final = 25.0
-"""Handlers get 25 s to finish on stop: inside Kubernetes' default 30 s before SIGKILL."""
 
 FORCE_CLOSE_AFTER_S: Final = 5.0
 """After the grace, how long cancelled handlers get to release their jobs before a forced close."""
@@ -119,7 +122,7 @@ class BullQueue:
         self,
         redis_url: str,
         name: str,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str,
         *,
         attempts: int = DEFAULT_ATTEMPTS,
         backoff_ms: int = DEFAULT_BACKOFF_MS,
@@ -197,7 +200,9 @@ class BullWorkerRunner:
     `await run(stop)` returns after `stop` is set and shutdown is done: no new
     jobs are taken, running handlers get `grace_s` seconds, then are cancelled
     and their jobs released to the queue (see the module docstring). Handler
-    exceptions fail the attempt (retried per the job's `attempts`).
+    exceptions fail the attempt (retried per the job's `attempts`). Every knob is a
+    required argument fed from `Settings` (`AW_CONCURRENCY`, `AW_LOCK_DURATION_MS`,
+    `AW_STALLED_INTERVAL_MS`, `AW_MAX_STALLED_COUNT`, `AW_SHUTDOWN_GRACE_S`, `AW_OWNER`).
     """
 
     def __init__(
@@ -206,13 +211,13 @@ class BullWorkerRunner:
         name: str,
         handler: Handler,
         *,
-        prefix: str = DEFAULT_PREFIX,
-        concurrency: int = DEFAULT_WORKER_CONCURRENCY,
-        lock_duration_ms: int = DEFAULT_LOCK_DURATION_MS,
-        stalled_interval_ms: int = DEFAULT_STALLED_INTERVAL_MS,
-        max_stalled_count: int = DEFAULT_MAX_STALLED_COUNT,
-        grace_s: float = DEFAULT_GRACE_S,
-        worker_name: str | None = None,
+        prefix: str,
+        concurrency: int,
+        lock_duration_ms: int,
+        stalled_interval_ms: int,
+        max_stalled_count: int,
+        grace_s: float,
+        worker_name: str,
     ) -> None:
         self.name = name
         self.grace_s = grace_s
@@ -225,7 +230,7 @@ class BullWorkerRunner:
             "stalledInterval": stalled_interval_ms,
             "maxStalledCount": max_stalled_count,
             "autorun": False,
-            "name": worker_name or f"{socket.gethostname()}-{os.getpid()}",
+            "name": worker_name,
         }
         self._stopping = False
         self._handlers: set[asyncio.Task[None]] = set()

@@ -20,19 +20,15 @@ from agent_workflow.queue.protocol import Handler, QueueClosed, validate_job_id
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 8
-"""Handlers mostly wait on the database, GitHub and agent subprocesses; 8 keeps SQLite calm."""
-
-DEFAULT_CLOSE_TIMEOUT_S = 30.0
-"""How long `close()` waits for running handlers before cancelling them (a typical SIGTERM grace)."""
-
 
 class EmbeddedQueue:
     """Runs jobs in this process with bounded concurrency and in-flight dedup.
 
     `close()` first drops jobs that have not started (they are re-enqueued by
-    recovery), then waits up to `close_timeout` seconds for running ones and
-    cancels whatever is still running. `cancel_on_close=True` cancels at once.
+    recovery), then waits up to `close_timeout` seconds (None: as long as it takes)
+    for running ones and cancels whatever is still running. `cancel_on_close=True`
+    cancels at once. `concurrency` and `close_timeout` come from `Settings`
+    (`AW_CONCURRENCY`, `AW_SHUTDOWN_GRACE_S`); there is no second default here.
     A handler exception is logged and counted; the dispatcher carries on.
     """
 
@@ -40,14 +36,13 @@ class EmbeddedQueue:
         self,
         handler: Handler,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        close_timeout: float | None = DEFAULT_CLOSE_TIMEOUT_S,
+        concurrency: int,
+        close_timeout: float | None,
         cancel_on_close: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._handler = handler
-        self._concurrency = concurrency
         self._close_timeout = close_timeout
         self._cancel_on_close = cancel_on_close
         self._semaphore = asyncio.Semaphore(concurrency)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from agent_workflow.errors import AgentWorkflowError
+from agent_workflow.core.errors import AgentWorkflowError
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 """Handles one job's data. Must be idempotent: a job may be delivered more than once."""

@@ -1,32 +1,66 @@
-"""The job handler: what a queue job means, in terms of the router. Transport-free."""
+"""The job handler: what a queue job means, in terms of the router. Transport-free.
+
+A `route` job routes the `Event` the ingress parsed and stored with the delivery;
+the payload is not read, let alone parsed again, so the triggers the delivery was
+accepted with are the ones it is routed with. This is the hot path of a duplicate
+storm: one narrow read, then (unless it was routed already) the final `mark_routed`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
+from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import Event, Phase
-from agent_workflow.core.router import Router
-from agent_workflow.errors import BadEvent
-from agent_workflow.ingress.events import Ignored, parse
+from agent_workflow.core.router import Routed
+from agent_workflow.ingress.events import Ignored, Triggers, parse
 from agent_workflow.service.jobs import PHASE, ROUTE
 from agent_workflow.store.db import Store
 
 log = structlog.get_logger(__name__)
 
 
-class JobHandler:
-    """Handles `route` and `phase` jobs; every path is safe to repeat (at-least-once queue)."""
+class EventRouter(Protocol):
+    """What the handler asks of the core's `Router`."""
 
-    def __init__(self, store: Store, router: Router, clock: Callable[[], float]) -> None:
+    async def route(self, event: Event) -> Routed:
+        """Handle one parsed event."""
+        ...
+
+    async def resume(self, task_id: int, phase: Phase) -> Routed:
+        """Drive one phase from its recovery point."""
+        ...
+
+
+class JobHandler:
+    """Handles `route` and `phase` jobs; every path is safe to repeat (at-least-once queue).
+
+    `triggers` (from `Settings`, the same value the ingress parses with) is used only
+    for deliveries stored before the parsed event was (`parsed` NULL).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        router: EventRouter,
+        clock: Callable[[], float],
+        *,
+        triggers: Triggers,
+    ) -> None:
         self._store = store
         self._router = router
         self._clock = clock
+        self._triggers = triggers
 
     async def __call__(self, data: dict[str, Any]) -> None:
-        """Handle one job payload."""
+        """Handle one job payload, on one database connection for all its statements."""
+        async with self._store.hold():
+            await self._handle(data)
+
+    async def _handle(self, data: dict[str, Any]) -> None:
         match data.get("kind"):
             case "route":
                 await self.route_delivery(str(data["delivery_id"]), str(data.get("hook_id", "")))
@@ -36,18 +70,14 @@ class JobHandler:
                 log.error("job.unknown_kind", kind=other, expected=(ROUTE, PHASE))
 
     async def route_delivery(self, delivery_id: str, hook_id: str) -> None:
-        """Parse the stored delivery, route it, and mark it routed."""
-        delivery = await self._store.deliveries.get(delivery_id, hook_id)
-        if delivery is None:
-            log.warning("route.unknown_delivery", delivery=delivery_id)
-            return
-        if delivery.routed_at is not None:
-            return  # a duplicate job: the phases it started recover through the sweeper
+        """Route the stored delivery's parsed event and mark it routed."""
         try:
-            parsed = parse(delivery.event, delivery.payload, delivery.delivery_id)
+            parsed = await self._stored_event(delivery_id, hook_id)
         except BadEvent as exc:  # accepted earlier, so it parsed then; keep it visible
             await self._store.deliveries.note_failure(delivery_id, hook_id, str(exc))
             await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
+            return
+        if parsed is None:
             return
         if isinstance(parsed, Event):
             try:
@@ -63,6 +93,22 @@ class JobHandler:
                 status=routed.status,
                 reason=routed.reason,
             )
-        elif isinstance(parsed, Ignored):
+        else:
             log.info("route.ignored", delivery=delivery_id, reason=parsed.reason)
         await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
+
+    async def _stored_event(self, delivery_id: str, hook_id: str) -> Event | Ignored | None:
+        """The event to route; None when there is nothing to do. Raises `BadEvent`."""
+        row = await self._store.deliveries.to_route(delivery_id, hook_id)
+        if row is None:
+            log.warning("route.unknown_delivery", delivery=delivery_id)
+            return None
+        if row.routed_at is not None:
+            return None  # a duplicate job: the phases it started recover through the sweeper
+        if row.parsed is not None:
+            return row.parsed
+        # Stored before deliveries kept their parsed event: parse it once, now.
+        payload = await self._store.deliveries.payload(delivery_id, hook_id)
+        if payload is None:  # pragma: no cover - the row was there a moment ago
+            return None
+        return parse(row.event, payload, delivery_id, self._triggers)

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from agent_workflow.agents.protocol import Agent
 from agent_workflow.config import Settings
 from agent_workflow.core import clock
+from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.ports import Agent, Forge
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
-from agent_workflow.errors import ConfigError
-from agent_workflow.forge.protocol import Forge
+from agent_workflow.ingress.events import Triggers
 from agent_workflow.queue.protocol import JobQueue
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.sweeper import Sweeper
@@ -24,6 +24,7 @@ class Runtime:
     """Everything a process needs, opened together and closed together."""
 
     settings: Settings
+    triggers: Triggers  # what the ingress parses with (and the handler, for old rows)
     store: Store
     forge: Forge
     agent: Agent
@@ -33,11 +34,22 @@ class Runtime:
     sweeper: Sweeper
 
 
+def triggers_from(settings: Settings) -> Triggers:
+    """The one `Triggers` value of this process, from `AW_PLAN_LABEL` and its siblings."""
+    return Triggers(
+        plan_label=settings.plan_label,
+        approve_label=settings.approve_label,
+        plan_command=settings.plan_command,
+        approve_command=settings.approve_command,
+        retry_command=settings.retry_command,
+    )
+
+
 def build_agent(settings: Settings) -> Agent:
     """The agent named by `AW_AGENT`."""
     match settings.agent:
         case "scripted":
-            from agent_workflow.agents.scripted import ScriptedAgent
+            from agent_workflow.testing.agent import ScriptedAgent
 
             return ScriptedAgent(
                 duration_s=settings.scripted_duration_s,
@@ -82,9 +94,13 @@ async def open_runtime(
                 max_failures=settings.max_failures,
                 task_budget_usd=settings.task_budget_usd,
             ),
+            clock=clock.now,
             own_login=settings.bot_login,
+            uncertain_backoff_s=settings.uncertain_backoff_s,
+            permission_ttl_s=settings.permission_ttl_s,
         )
-        handler = JobHandler(store, core.router, clock.now)
+        triggers = triggers_from(settings)
+        handler = JobHandler(store, core.router, clock.now, triggers=triggers)
         queue = await _open_queue(settings, handler)
         stack.push_async_callback(queue.close)
         sweeper = Sweeper(
@@ -94,7 +110,7 @@ async def open_runtime(
             grace_s=settings.sweep_grace_s,
             interval_s=settings.sweep_interval_s,
         )
-        yield Runtime(settings, store, forge, agent, core, handler, queue, sweeper)
+        yield Runtime(settings, triggers, store, forge, agent, core, handler, queue, sweeper)
 
 
 async def _open_queue(settings: Settings, handler: JobHandler) -> JobQueue:

@@ -9,11 +9,10 @@ import signal
 import structlog
 import uvicorn
 
-from agent_workflow.agents.protocol import Agent
 from agent_workflow.asgi_server import QuietServer, listen, wait_started
 from agent_workflow.config import Settings
-from agent_workflow.errors import ConfigError
-from agent_workflow.forge.protocol import Forge
+from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.ports import Agent, Forge
 from agent_workflow.ingress.app import create_app
 from agent_workflow.service.jobs import route_job
 from agent_workflow.service.runtime import open_runtime
@@ -56,10 +55,20 @@ async def serve(
                 await rt.queue.enqueue(job_id, data)
 
             app = create_app(
-                rt.store, on_accepted, secret=secret, max_body_bytes=settings.webhook_max_body_bytes
+                rt.store,
+                on_accepted,
+                secret=secret,
+                max_body_bytes=settings.webhook_max_body_bytes,
+                triggers=rt.triggers,
             )
             server = QuietServer(
-                uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+                uvicorn.Config(
+                    app,
+                    log_config=None,  # its records go to the root handler (agent_workflow.logs)
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                )
             )
             embedded = settings.redis_url is None
             if embedded:

@@ -8,7 +8,7 @@ import signal
 import structlog
 
 from agent_workflow.config import Settings
-from agent_workflow.errors import ConfigError
+from agent_workflow.core.errors import ConfigError
 from agent_workflow.queue.bullmq_backend import BullWorkerRunner
 from agent_workflow.service.runtime import open_runtime
 

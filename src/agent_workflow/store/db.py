@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from agent_workflow.errors import ConfigError
+from agent_workflow.core.errors import ConfigError
+from agent_workflow.store.connections import Database
 from agent_workflow.store.deliveries import Deliveries
 from agent_workflow.store.effects import Effects
 from agent_workflow.store.phase_runs import PhaseRuns
@@ -22,6 +24,10 @@ from agent_workflow.store.tasks import Tasks
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every process of the deployment.
 MIGRATION_LOCK_ID = 0x61775F6D6967
+# A pooled connection idle longer than this is pinged before use; one used more
+# recently is trusted (a PostgreSQL restart within that window fails one statement,
+# and the job is retried by the queue or the sweeper).
+IDLE_PING_S = 5.0
 # Writers on SQLite wait this long for the file lock instead of failing at once.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -59,7 +65,31 @@ def create_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    `pool_pre_ping` pings on every checkout: a round trip per job on the hot path. A
+    connection used within the last `IDLE_PING_S` is as good as one just pinged; an
+    older one is pinged, and a dead one is replaced (the pool retries the checkout).
+    """
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("aw_used_at", 0.0) > IDLE_PING_S:
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as exc:
+                raise DisconnectionError(f"stale pooled connection: {exc}") from exc
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["aw_used_at"] = time.monotonic()
 
 
 def _alembic_upgrade(connection: Connection) -> None:
@@ -79,18 +109,23 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 
 class Store:
-    """One narrow boundary to the database: an engine and one object per aggregate."""
+    """One narrow boundary to the database: the connections and one object per aggregate."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.deliveries = Deliveries(engine)
-        self.tasks = Tasks(engine)
-        self.phases = PhaseRuns(engine)
-        self.effects = Effects(engine)
+        self.db = Database(engine)
+        self.deliveries = Deliveries(self.db)
+        self.tasks = Tasks(self.db)
+        self.phases = PhaseRuns(self.db)
+        self.effects = Effects(self.db)
+
+    def hold(self) -> Any:
+        """Use one connection for every statement of the current task (a job) in this block."""
+        return self.db.hold()
 
     async def ping(self) -> None:
         """One trivial query; raises if the database cannot answer it."""
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:

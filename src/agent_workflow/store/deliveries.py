@@ -1,15 +1,38 @@
-"""The webhook inbox: durable before the 2xx, routed later (at least once)."""
+"""The webhook inbox: durable before the 2xx, routed later (at least once).
+
+Each row keeps the payload as sent and the `Event` the ingress parsed from it
+(column `parsed`); routing reads the event, never the payload (`to_route`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import bindparam, select, update
 
+from agent_workflow.core.errors import BadEvent
+from agent_workflow.core.model import Event, Intent
+from agent_workflow.store.connections import Database
 from agent_workflow.store.schema import deliveries
 from agent_workflow.store.sql import insert_ignore
+
+_EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Event))
+_THIS_DELIVERY = (  # (`p_` names: an UPDATE reserves the bare column names for its SET)
+    deliveries.c.delivery_id == bindparam("p_delivery_id"),
+    deliveries.c.hook_id == bindparam("p_hook_id"),
+)
+# The two statements of every route job (a duplicate storm's hot path), sent as they are.
+_TO_ROUTE = select(deliveries.c.event, deliveries.c.routed_at, deliveries.c.parsed).where(
+    *_THIS_DELIVERY
+)
+_MARK_ROUTED = (
+    update(deliveries)
+    .where(*_THIS_DELIVERY, deliveries.c.routed_at.is_(None))
+    .values(routed_at=bindparam("p_now"))
+)
 
 
 @dataclass(frozen=True)
@@ -26,11 +49,24 @@ class Delivery:
     route_attempts: int
 
 
+@dataclass(frozen=True)
+class ToRoute:
+    """What routing needs of a stored delivery, and nothing more (no payload).
+
+    `parsed` is None only for a row stored before the parsed event was; `event` (the
+    `X-GitHub-Event` name) is there to parse such a row's payload once.
+    """
+
+    event: str
+    routed_at: float | None
+    parsed: Event | None
+
+
 class Deliveries:
     """SQL for the `deliveries` table."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def record(
         self,
@@ -40,20 +76,22 @@ class Deliveries:
         event: str,
         action: str,
         payload: dict[str, Any],
+        parsed: Event,
         now: float,
     ) -> bool:
         """Insert if absent. True when this call stored it (a duplicate returns False)."""
         stmt = insert_ignore(
-            self._engine,
+            self._db.dialect,
             deliveries,
             delivery_id=delivery_id,
             hook_id=hook_id,
             event=event,
             action=action,
             payload=payload,
+            parsed=event_to_json(parsed),
             received_at=now,
         ).returning(deliveries.c.id)
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             return (await conn.execute(stmt)).first() is not None
 
     async def get(self, delivery_id: str, hook_id: str = "") -> Delivery | None:
@@ -61,20 +99,34 @@ class Deliveries:
         stmt = select(deliveries).where(
             deliveries.c.delivery_id == delivery_id, deliveries.c.hook_id == hook_id
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _delivery(row) if row else None
 
+    async def to_route(self, delivery_id: str, hook_id: str) -> ToRoute | None:
+        """The routing view of a stored delivery (one narrow read), or None.
+
+        Raises `BadEvent` when the stored parsed event is not one this code can read.
+        """
+        rows = await self._db.fetch(_TO_ROUTE, p_delivery_id=delivery_id, p_hook_id=hook_id)
+        if not rows:
+            return None
+        row = rows[0]
+        parsed = None if row["parsed"] is None else event_from_json(row["parsed"])
+        return ToRoute(event=row["event"], routed_at=row["routed_at"], parsed=parsed)
+
+    async def payload(self, delivery_id: str, hook_id: str) -> dict[str, Any] | None:
+        """The stored payload (only rows without a parsed event need it), or None."""
+        stmt = select(deliveries.c.payload).where(
+            deliveries.c.delivery_id == delivery_id, deliveries.c.hook_id == hook_id
+        )
+        async with self._db.connect() as conn:
+            value: dict[str, Any] | None = (await conn.execute(stmt)).scalar_one_or_none()
+        return value
+
     async def mark_routed(self, delivery_id: str, hook_id: str, now: float) -> None:
         """Record that routing finished (idempotent)."""
-        stmt = (
-            update(deliveries)
-            .where(deliveries.c.delivery_id == delivery_id, deliveries.c.hook_id == hook_id)
-            .where(deliveries.c.routed_at.is_(None))
-            .values(routed_at=now)
-        )
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt)
+        await self._db.fetch(_MARK_ROUTED, p_delivery_id=delivery_id, p_hook_id=hook_id, p_now=now)
 
     async def note_failure(self, delivery_id: str, hook_id: str, error: str) -> None:
         """Count a failed routing attempt; the sweeper will try again."""
@@ -83,7 +135,7 @@ class Deliveries:
             .where(deliveries.c.delivery_id == delivery_id, deliveries.c.hook_id == hook_id)
             .values(route_attempts=deliveries.c.route_attempts + 1, last_error=error[:2000])
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(stmt)
 
     async def unrouted(self, received_before: float, limit: int = 100) -> list[Delivery]:
@@ -94,9 +146,24 @@ class Deliveries:
             .order_by(deliveries.c.received_at)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_delivery(r) for r in rows]
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The `parsed` column's value: every `Event` field, the intent by its value."""
+    return {**dataclasses.asdict(event), "intent": event.intent.value}
+
+
+def event_from_json(value: Mapping[str, Any]) -> Event:
+    """The `Event` stored by `event_to_json`. Raises `BadEvent` for anything else."""
+    if not isinstance(value, Mapping) or not set(value) <= _EVENT_FIELDS:
+        raise BadEvent(f"stored parsed event is not an event: {value!r:.200}")
+    try:
+        return Event(**{**value, "intent": Intent(value["intent"])})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadEvent(f"stored parsed event is malformed: {exc!r}") from exc
 
 
 def _delivery(row: Any) -> Delivery:

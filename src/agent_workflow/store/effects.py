@@ -2,84 +2,81 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import exists, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import exists, literal, select, union_all, update
 
+from agent_workflow.core.effects import EffectRow, EffectStart, EffectStatus
+from agent_workflow.core.errors import LeaseLost
 from agent_workflow.core.model import Guard
-from agent_workflow.errors import LeaseLost
+from agent_workflow.store.connections import Database
 from agent_workflow.store.schema import effects, phase_runs
 from agent_workflow.store.sql import insert_ignore
-
-
-class EffectStatus(StrEnum):
-    """`started`: the request may have been sent. `done`: it was, and we know the result."""
-
-    STARTED = "started"
-    DONE = "done"
-
-
-@dataclass(frozen=True)
-class EffectRow:
-    """A stored effect, and whether this call created it."""
-
-    key: str
-    kind: str
-    status: EffectStatus
-    external_id: str | None
-    fresh: bool = False
 
 
 class Effects:
     """SQL for the `effects` table. Writes are fenced by the phase run's token when guarded."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def begin(
-        self,
-        *,
-        key: str,
-        task_id: int | None,
-        phase: str,
-        attempt: int,
-        kind: str,
-        fingerprint: str,
-        guard: Guard | None,
-        now: float,
-    ) -> EffectRow:
-        """Insert the effect `started` if absent (fenced), else read it.
+        self, starts: Sequence[EffectStart], guard: Guard | None, now: float
+    ) -> list[EffectRow]:
+        """Insert each effect `started` if absent (fenced), else read it; in the order given.
 
-        Raises `LeaseLost` when the guard's fence is stale: a zombie must not act.
+        All of a hook's effects are begun in one statement; the existing rows are read
+        only when some were there already (a retry). Raises `LeaseLost` when the guard's
+        fence is stale: a zombie must not act.
         """
-        values: dict[str, Any] = {
-            "key": key,
-            "task_id": task_id,
-            "phase": phase,
-            "attempt": attempt,
-            "kind": kind,
-            "status": EffectStatus.STARTED.value,
-            "fingerprint": fingerprint,
-            "created_at": now,
-        }
-        async with self._engine.begin() as conn:
-            if guard is None:
-                stmt = insert_ignore(self._engine, effects, **values)
-            else:
-                stmt = insert_ignore(self._engine, effects).from_select(
-                    list(values),
-                    select(*(literal(v) for v in values.values())).where(_fence_holds(guard)),
+        rows = [
+            {
+                "key": e.key,
+                "task_id": e.task_id,
+                "phase": e.phase,
+                "attempt": e.attempt,
+                "kind": e.kind.value,
+                "status": EffectStatus.STARTED.value,
+                "fingerprint": e.fingerprint,
+                "created_at": now,
+            }
+            for e in starts
+        ]
+        if guard is None:
+            stmt = insert_ignore(self._db.dialect, effects, rows)
+        else:
+            columns = list(rows[0])
+            selects = [
+                select(*(literal(v, effects.c[k].type) for k, v in r.items())).where(
+                    _fence_holds(guard)
                 )
-            inserted = (await conn.execute(stmt.returning(effects.c.key))).first()
-            if inserted is not None:
-                return EffectRow(key, kind, EffectStatus.STARTED, None, fresh=True)
-            if guard is not None and not await _still_fenced(conn, guard):
+                for r in rows
+            ]
+            source = selects[0] if len(selects) == 1 else union_all(*selects)
+            stmt = insert_ignore(self._db.dialect, effects).from_select(columns, source)
+        async with self._db.begin() as conn:
+            inserted = set((await conn.execute(stmt.returning(effects.c.key))).scalars())
+            if len(inserted) == len(starts):
+                return [
+                    EffectRow(e.key, e.kind.value, EffectStatus.STARTED, None, True) for e in starts
+                ]
+            if guard is not None and not inserted and not await _still_fenced(conn, guard):
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
-            row = (await conn.execute(select(effects).where(effects.c.key == key))).mappings().one()
-        return EffectRow(row["key"], row["kind"], EffectStatus(row["status"]), row["external_id"])
+            others = [e.key for e in starts if e.key not in inserted]
+            query = select(effects).where(effects.c.key.in_(others))
+            found = {r["key"]: r for r in (await conn.execute(query)).mappings()}
+        return [
+            EffectRow(e.key, e.kind.value, EffectStatus.STARTED, None, True)
+            if e.key in inserted
+            else EffectRow(
+                e.key,
+                found[e.key]["kind"],
+                EffectStatus(found[e.key]["status"]),
+                found[e.key]["external_id"],
+            )
+            for e in starts
+        ]
 
     async def mark_done(
         self, key: str, external_id: str | None, guard: Guard | None, now: float
@@ -92,7 +89,7 @@ class Effects:
         )
         if guard is not None:
             stmt = stmt.where(_fence_holds(guard))
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             if (await conn.execute(stmt)).rowcount == 1:
                 return
             if guard is not None and not await _still_fenced(conn, guard):
@@ -101,7 +98,7 @@ class Effects:
     async def for_task(self, task_id: int) -> list[EffectRow]:
         """All effects of a task (for status and checks)."""
         stmt = select(effects).where(effects.c.task_id == task_id).order_by(effects.c.id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [
             EffectRow(r["key"], r["kind"], EffectStatus(r["status"]), r["external_id"])

@@ -6,105 +6,182 @@ without side effects. Writes after a claim carry `AND fence = ?` (G5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import (
+    Boolean,
+    Float,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
-from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus
-from agent_workflow.errors import LeaseLost
+from agent_workflow.core.errors import LeaseLost
+from agent_workflow.core.model import Guard, IssueState, Phase, PhaseRun, PhaseStatus
+from agent_workflow.core.ports import AgentResult
+from agent_workflow.core.recovery import RecoveryPoint
+from agent_workflow.store.connections import Database
 from agent_workflow.store.schema import agent_runs, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
+from agent_workflow.store.tasks import task_from_row
 
 FINAL = (PhaseStatus.COMPLETE, PhaseStatus.BLOCKED, PhaseStatus.FAILED)
 c = phase_runs.c
 
 
-@dataclass(frozen=True)
-class RecordedResult:
-    """What a finished agent run recorded (fenced)."""
+def point_sql(now: float) -> Any:
+    """`core.recovery.recovery_point` in SQL, branch for branch (tested to agree)."""
+    free = or_(c.lease_until.is_(None), c.lease_until < now)
+    return case(
+        (c.status == PhaseStatus.PENDING.value, RecoveryPoint.CLAIMABLE.value),
+        (and_(c.status == PhaseStatus.ACTIVE.value, free), RecoveryPoint.CLAIMABLE.value),
+        (c.status == PhaseStatus.ACTIVE.value, RecoveryPoint.HELD_ELSEWHERE.value),
+        (c.effects_done.is_(True), RecoveryPoint.SETTLED.value),
+        (free, RecoveryPoint.EFFECTS_OUTSTANDING.value),
+        else_=RecoveryPoint.EFFECTS_HELD_ELSEWHERE.value,
+    )
 
-    status: PhaseStatus
-    text: str = ""
-    reason: str = ""
-    artifacts: dict[str, str] | None = None
-    cost_usd: float = 0.0
-    turns: int = 0
-    duration_s: float = 0.0
-    restarted: bool = False
-    terminal_reason: str = ""
+
+# A claim returns what the agent request needs besides the row: the task's plan and
+# what the task has spent, as subqueries of the same statement (no second read).
+# (Literal SQL: SQLAlchemy renders RETURNING columns unqualified, subqueries included,
+# which would make the correlation ambiguous.)
+_PLAN_TEXT = literal_column(
+    "(SELECT other.result_text FROM phase_runs AS other"
+    " WHERE other.task_id = phase_runs.task_id AND other.phase = 'plan')",
+    Text,
+).label("plan_text")
+_TASK_COST = literal_column(
+    "(SELECT coalesce(sum(other.cost_usd), 0.0) FROM phase_runs AS other"
+    " WHERE other.task_id = phase_runs.task_id)",
+    Float,
+).label("task_cost_usd")
+_SESSION_STARTED = literal_column(
+    "EXISTS (SELECT 1 FROM agent_runs WHERE agent_runs.phase_run_id = phase_runs.id"
+    " AND agent_runs.attempt = phase_runs.attempt)",
+    Boolean,
+).label("session_started")
+# The session of the current attempt is named by its newest audit row (recorded as the
+# agent starts); the column keeps the last finished run's for attempts not started yet.
+_SESSION_ID = literal_column(
+    "coalesce((SELECT agent_runs.session_id FROM agent_runs"
+    " WHERE agent_runs.phase_run_id = phase_runs.id AND agent_runs.attempt = phase_runs.attempt"
+    " ORDER BY agent_runs.id DESC LIMIT 1), phase_runs.session_id)",
+    String,
+).label("session_id")
+_ROW = (*(col for col in phase_runs.c if col.name != "session_id"), _SESSION_ID, _SESSION_STARTED)
+_TASK_PREFIX = "task__"
+_FOR_ISSUE = (
+    select(*(col.label(f"{_TASK_PREFIX}{col.name}") for col in tasks.c), *phase_runs.c)
+    .select_from(tasks.outerjoin(phase_runs, tasks.c.id == c.task_id))
+    .where(tasks.c.repo == bindparam("repo"), tasks.c.issue_number == bindparam("issue_number"))
+)
+_CLAIMED = (*_ROW, _PLAN_TEXT, _TASK_COST)
 
 
 class PhaseRuns:
     """SQL for `phase_runs` and its audit trail `agent_runs`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     # -- reads -----------------------------------------------------------------
 
     async def get(self, task_id: int, phase: Phase) -> PhaseRun | None:
         """The run of this phase, or None."""
-        stmt = select(phase_runs).where(c.task_id == task_id, c.phase == phase.value)
-        async with self._engine.connect() as conn:
+        stmt = select(*_ROW).where(c.task_id == task_id, c.phase == phase.value)
+        async with self._db.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _run(row) if row else None
 
     async def for_task(self, task_id: int) -> list[PhaseRun]:
         """All phase runs of a task, by id."""
         stmt = select(phase_runs).where(c.task_id == task_id).order_by(c.id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_run(r) for r in rows]
 
-    async def for_issue(self, repo: str, issue_number: int) -> dict[Phase, PhaseRun]:
-        """The phase runs of an issue's task, by phase, in one query (the router's fast path)."""
-        stmt = (
-            select(phase_runs)
-            .join(tasks, tasks.c.id == c.task_id)
-            .where(tasks.c.repo == repo, tasks.c.issue_number == issue_number)
-        )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        return {Phase(r["phase"]): _run(r) for r in rows}
+    async def for_issue(self, repo: str, issue_number: int) -> IssueState | None:
+        """The issue's task and its phase runs in one query (the router's fast path)."""
+        rows = await self._db.fetch(_FOR_ISSUE, repo=repo, issue_number=issue_number)
+        if not rows:
+            return None
+        prefix = len(_TASK_PREFIX)
+        first = rows[0]
+        # `.keys()`: iterating an asyncpg Record yields its values, not its keys.
+        names = [k for k in first.keys() if k.startswith(_TASK_PREFIX)]  # noqa: SIM118
+        task = task_from_row({k[prefix:]: first[k] for k in names})
+        runs = {Phase(r["phase"]): _run(r) for r in rows if r["id"] is not None}
+        return IssueState(task, runs)
 
     async def needing_work(
         self, now: float, pending_grace_s: float, limit: int = 100
     ) -> list[PhaseRun]:
-        """Runs the sweeper must re-dispatch (DESIGN §4.5).
+        """Runs the sweeper must re-dispatch (DESIGN §4.5), by their recovery point.
 
-        Active with an expired lease (its holder died); pending for longer than
-        the grace period (its dispatcher died before claiming); final with
-        effects outstanding and no live lease.
+        Claimable (an expired lease: its holder died; or pending for longer than the
+        grace period: its dispatcher died before claiming), or effects outstanding.
         """
-        expired = or_(c.lease_until.is_(None), c.lease_until < now)
+        point = point_sql(now)
         stmt = (
             select(phase_runs)
             .where(
                 or_(
-                    and_(c.status == PhaseStatus.ACTIVE.value, expired),
                     and_(
-                        c.status == PhaseStatus.PENDING.value, c.updated_at < now - pending_grace_s
+                        point == RecoveryPoint.CLAIMABLE.value,
+                        or_(
+                            c.status != PhaseStatus.PENDING.value,
+                            c.updated_at < now - pending_grace_s,
+                        ),
                     ),
-                    and_(
-                        c.status.in_([s.value for s in FINAL]), c.effects_done.is_(False), expired
-                    ),
+                    point == RecoveryPoint.EFFECTS_OUTSTANDING.value,
                 )
             )
             .order_by(c.updated_at)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_run(r) for r in rows]
 
     # -- transitions -----------------------------------------------------------
 
+    async def start(
+        self, task_id: int, phase: Phase, trigger: str, owner: str, lease_s: float, now: float
+    ) -> PhaseRun | None:
+        """Create the phase already claimed by `owner` (fence 1); None if it exists.
+
+        One statement for the common case: a phase started by its first event.
+        """
+        stmt = insert_ignore(
+            self._db.dialect,
+            phase_runs,
+            task_id=task_id,
+            phase=phase.value,
+            status=PhaseStatus.ACTIVE.value,
+            attempt=1,
+            fence=1,
+            lease_owner=owner,
+            lease_until=now + lease_s,
+            trigger_delivery=trigger,
+            effects_done=False,
+            created_at=now,
+            updated_at=now,
+        ).returning(*_CLAIMED)
+        return await self._returning(stmt)
+
     async def ensure(self, task_id: int, phase: Phase, trigger: str, now: float) -> PhaseRun:
         """Create the phase as pending (attempt 1) if absent; never resets an existing run."""
         stmt = insert_ignore(
-            self._engine,
+            self._db.dialect,
             phase_runs,
             task_id=task_id,
             phase=phase.value,
@@ -116,29 +193,22 @@ class PhaseRuns:
             created_at=now,
             updated_at=now,
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(stmt)
-            row = (
-                (
-                    await conn.execute(
-                        select(phase_runs).where(c.task_id == task_id, c.phase == phase.value)
-                    )
-                )
-                .mappings()
-                .one()
-            )
+            query = select(phase_runs).where(c.task_id == task_id, c.phase == phase.value)
+            row = (await conn.execute(query)).mappings().one()
         return _run(row)
 
-    async def claim(self, run_id: int, owner: str, lease_s: float, now: float) -> PhaseRun | None:
-        """Take a pending run, or an active one whose lease expired (a takeover)."""
+    async def claim(
+        self, task_id: int, phase: Phase, owner: str, lease_s: float, now: float
+    ) -> PhaseRun | None:
+        """Take a claimable run: pending, or active with an expired lease (a takeover)."""
         stmt = (
             update(phase_runs)
             .where(
-                c.id == run_id,
-                or_(
-                    c.status == PhaseStatus.PENDING.value,
-                    and_(c.status == PhaseStatus.ACTIVE.value, c.lease_until < now),
-                ),
+                c.task_id == task_id,
+                c.phase == phase.value,
+                point_sql(now) == RecoveryPoint.CLAIMABLE.value,
             )
             .values(
                 status=PhaseStatus.ACTIVE.value,
@@ -147,21 +217,20 @@ class PhaseRuns:
                 lease_until=now + lease_s,
                 updated_at=now,
             )
-            .returning(*phase_runs.c)
+            .returning(*_CLAIMED)
         )
         return await self._returning(stmt)
 
     async def claim_effects(
-        self, run_id: int, owner: str, lease_s: float, now: float
+        self, task_id: int, phase: Phase, owner: str, lease_s: float, now: float
     ) -> PhaseRun | None:
         """Take a finished run whose effects are outstanding and whose lease is free."""
         stmt = (
             update(phase_runs)
             .where(
-                c.id == run_id,
-                c.status.in_([s.value for s in FINAL]),
-                c.effects_done.is_(False),
-                or_(c.lease_until.is_(None), c.lease_until < now),
+                c.task_id == task_id,
+                c.phase == phase.value,
+                point_sql(now) == RecoveryPoint.EFFECTS_OUTSTANDING.value,
             )
             .values(fence=c.fence + 1, lease_owner=owner, lease_until=now + lease_s, updated_at=now)
             .returning(*phase_runs.c)
@@ -175,92 +244,110 @@ class PhaseRuns:
             .where(c.id == guard.run_id, c.fence == guard.fence)
             .values(lease_until=now + lease_s)
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
     async def start_agent(
         self, guard: Guard, *, session_id: str, mode: str, owner: str, now: float
     ) -> int:
-        """Record, fenced, that the agent starts (fresh or resume); returns the audit row id."""
-        async with self._engine.begin() as conn:
-            changed = await conn.execute(
-                update(phase_runs)
-                .where(c.id == guard.run_id, c.fence == guard.fence)
-                .values(started_attempt=c.attempt, session_id=session_id, updated_at=now)
-                .returning(c.attempt)
-            )
-            attempt = changed.scalar()
-            if attempt is None:
-                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
-            result = await conn.execute(
-                insert(agent_runs)
-                .values(
-                    phase_run_id=guard.run_id,
-                    attempt=attempt,
-                    fence=guard.fence,
-                    session_id=session_id,
-                    mode=mode,
-                    owner=owner,
-                    started_at=now,
-                )
-                .returning(agent_runs.c.id)
-            )
-            return int(result.scalar_one())
+        """Record, fenced, that the agent starts (fresh or resume); returns the audit row id.
+
+        One statement: the audit row is inserted only while the fence holds, and it is
+        what marks the attempt's session as started (`session_started` on later reads).
+        """
+        given: dict[str, Any] = {
+            "phase_run_id": guard.run_id,
+            "fence": guard.fence,
+            "session_id": session_id,
+            "mode": mode,
+            "owner": owner,
+            "started_at": now,
+        }
+        columns: list[Any] = [literal(v, agent_runs.c[k].type) for k, v in given.items()]
+        values = [*given, "attempt"]
+        source = select(*columns, c.attempt).where(c.id == guard.run_id, c.fence == guard.fence)
+        stmt = insert(agent_runs).from_select(values, source).returning(agent_runs.c.id)
+        async with self._db.begin() as conn:
+            inserted = (await conn.execute(stmt)).scalar()
+        if inserted is None:
+            raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+        return int(inserted)
 
     async def finish(
         self,
         guard: Guard,
         agent_run_id: int,
-        outcome: RecordedResult,
-        *,
-        effects_lease_s: float,
-        now: float,
-    ) -> None:
-        """Record the agent's result, fenced; the holder keeps the lease for the effects."""
-        values: dict[str, Any] = {
-            "status": outcome.status.value,
-            "result_text": outcome.text,
-            "blocked_reason": outcome.reason or None,
-            "artifacts": outcome.artifacts or {},
-            "cost_usd": c.cost_usd + outcome.cost_usd,
-            "turns": c.turns + outcome.turns,
-            "duration_s": c.duration_s + outcome.duration_s,
-            "lease_until": now + effects_lease_s,
-            "effects_done": False,
-            "updated_at": now,
-            "finished_at": now,
-        }
-        await self._fenced_with_audit(guard, agent_run_id, outcome, values)
-
-    async def release_after_error(
-        self,
-        guard: Guard,
-        agent_run_id: int,
-        outcome: RecordedResult,
+        status: PhaseStatus,
+        result: AgentResult,
         *,
         max_failures: int,
         effects_lease_s: float,
         now: float,
-    ) -> PhaseStatus:
-        """The agent errored: back to pending for another try, or failed after too many.
+    ) -> PhaseRun:
+        """Record how the agent ended, fenced, and return the row as written.
 
-        One fenced statement decides which, from the stored failure count.
+        `status` complete or blocked: the result is recorded and the holder keeps the
+        lease for the effects. `status` pending (the agent errored): back to pending for
+        another try, or failed once `max_failures` is reached — one statement decides
+        which, from the stored failure count.
         """
-        gives_up = c.failures + 1 >= max_failures
-        values: dict[str, Any] = {
-            "status": case((gives_up, PhaseStatus.FAILED.value), else_=PhaseStatus.PENDING.value),
-            "failures": c.failures + 1,
-            "blocked_reason": outcome.reason or "agent error",
-            "cost_usd": c.cost_usd + outcome.cost_usd,
-            "turns": c.turns + outcome.turns,
-            "duration_s": c.duration_s + outcome.duration_s,
-            # Failed keeps the lease for its effects; pending frees it for the next claim.
-            "lease_until": case((gives_up, now + effects_lease_s), else_=None),
+        spent = {
+            "session_id": result.session_id or c.session_id,
+            "cost_usd": c.cost_usd + result.cost_usd,
+            "turns": c.turns + result.turns,
+            "duration_s": c.duration_s + result.duration_s,
             "effects_done": False,
             "updated_at": now,
-            "finished_at": case((gives_up, now), else_=None),
         }
-        return await self._fenced_with_audit(guard, agent_run_id, outcome, values)
+        values: dict[str, Any]
+        if status is PhaseStatus.PENDING:
+            gives_up = c.failures + 1 >= max_failures
+            values = {
+                "status": case(
+                    (gives_up, PhaseStatus.FAILED.value), else_=PhaseStatus.PENDING.value
+                ),
+                "failures": c.failures + 1,
+                "blocked_reason": result.reason or "agent error",
+                # Failed keeps the lease for its effects; pending frees it for the next claim.
+                "lease_until": case((gives_up, now + effects_lease_s), else_=None),
+                "finished_at": case((gives_up, now), else_=None),
+            }
+        else:
+            values = {
+                "status": status.value,
+                "result_text": result.text,
+                "blocked_reason": result.reason or None,
+                "artifacts": dict(result.artifacts),
+                "lease_until": now + effects_lease_s,
+                "finished_at": now,
+            }
+        async with self._db.begin() as conn:
+            changed = await conn.execute(
+                update(phase_runs)
+                .where(
+                    c.id == guard.run_id,
+                    c.fence == guard.fence,
+                    c.status == PhaseStatus.ACTIVE.value,
+                )
+                .values(**spent, **values)
+                .returning(*phase_runs.c)
+            )
+            row = changed.mappings().first()
+            if row is None:
+                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+            await conn.execute(
+                update(agent_runs)
+                .where(agent_runs.c.id == agent_run_id)
+                .values(
+                    outcome=row["status"],
+                    restarted=result.restarted,
+                    cost_usd=result.cost_usd,
+                    turns=result.turns,
+                    duration_s=result.duration_s,
+                    terminal_reason=result.terminal_reason or result.reason or None,
+                )
+            )
+        return _run(row)
 
     async def effects_finished(self, guard: Guard, now: float) -> None:
         """All effects of the finished run are done: release the lease."""
@@ -269,7 +356,7 @@ class PhaseRuns:
             .where(c.id == guard.run_id, c.fence == guard.fence)
             .values(effects_done=True, lease_owner=None, lease_until=None, updated_at=now)
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             if (await conn.execute(stmt)).rowcount != 1:
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
 
@@ -284,7 +371,7 @@ class PhaseRuns:
             .where(c.id == guard.run_id, c.fence == guard.fence)
             .values(lease_until=now - 1.0, updated_at=now)
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
     async def retry(self, run_id: int, seen_attempt: int, trigger: str, now: float) -> bool:
@@ -311,48 +398,21 @@ class PhaseRuns:
                 finished_at=None,
             )
         )
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
     async def total_cost(self, task_id: int) -> float:
         """What the task's agent runs have cost so far, across phases and attempts."""
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             costs = (await conn.execute(select(c.cost_usd).where(c.task_id == task_id))).scalars()
             return float(sum(costs))
 
     # -- helpers ---------------------------------------------------------------
 
     async def _returning(self, stmt: Any) -> PhaseRun | None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _run(row) if row else None
-
-    async def _fenced_with_audit(
-        self, guard: Guard, agent_run_id: int, outcome: RecordedResult, values: dict[str, Any]
-    ) -> PhaseStatus:
-        async with self._engine.begin() as conn:
-            changed = await conn.execute(
-                update(phase_runs)
-                .where(c.id == guard.run_id, c.fence == guard.fence, c.status == "active")
-                .values(**values)
-                .returning(c.status)
-            )
-            status = changed.scalar()
-            if status is None:
-                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
-            await conn.execute(
-                update(agent_runs)
-                .where(agent_runs.c.id == agent_run_id)
-                .values(
-                    outcome=outcome.status.value,
-                    restarted=outcome.restarted,
-                    cost_usd=outcome.cost_usd,
-                    turns=outcome.turns,
-                    duration_s=outcome.duration_s,
-                    terminal_reason=outcome.terminal_reason or outcome.reason or None,
-                )
-            )
-        return PhaseStatus(status)
 
 
 def _run(row: Any) -> PhaseRun:
@@ -374,5 +434,7 @@ def _run(row: Any) -> PhaseRun:
         artifacts=dict(row["artifacts"] or {}),
         cost_usd=row["cost_usd"],
         turns=row["turns"],
-        started_attempt=row["started_attempt"],
+        session_started=bool(row.get("session_started", False)),
+        plan_text=row.get("plan_text") or "",
+        task_cost_usd=float(row.get("task_cost_usd") or 0.0),
     )

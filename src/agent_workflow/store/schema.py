@@ -36,6 +36,9 @@ deliveries = Table(
     Column("event", String(100), nullable=False),
     Column("action", String(100), nullable=False, server_default=""),
     Column("payload", Json, nullable=False),
+    # The `Event` the ingress parsed with the configured triggers; routing uses it as
+    # stored and never parses the payload again. NULL only in rows stored before it existed.
+    Column("parsed", Json, nullable=True),
     Column("received_at", Float, nullable=False),
     Column("routed_at", Float, nullable=True),
     Column("route_attempts", Integer, nullable=False, server_default="0"),
@@ -73,9 +76,6 @@ phase_runs = Table(
     Column("lease_until", Float, nullable=True),
     Column("trigger_delivery", String(200), nullable=True),
     Column("session_id", String(64), nullable=True),
-    # The attempt whose agent session has been started: a claim of that same
-    # attempt must resume it rather than start a second one (G2).
-    Column("started_attempt", Integer, nullable=False, server_default="0"),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("effects_done", Boolean, nullable=False, server_default="0"),
     Column("result_text", Text, nullable=True),
@@ -109,6 +109,9 @@ agent_runs = Table(
     Column("duration_s", Float, nullable=False, server_default="0"),
     Column("terminal_reason", Text, nullable=True),
 )
+# A claim asks whether its attempt's session was started (an audit row exists): a claim
+# of that same attempt must resume it rather than start a second one (G2).
+Index("ix_agent_runs_phase_run_attempt", agent_runs.c.phase_run_id, agent_runs.c.attempt)
 
 effects = Table(
     "effects",

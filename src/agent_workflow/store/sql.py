@@ -6,10 +6,25 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
-def insert_ignore(engine: AsyncEngine, table: Table, **values: Any) -> Any:
-    """`INSERT … ON CONFLICT DO NOTHING` on either engine (a race loser gets no row, no error)."""
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+def insert_ignore(
+    target: Dialect | AsyncEngine,
+    table: Table,
+    rows: list[dict[str, Any]] | None = None,
+    **values: Any,
+) -> Any:
+    """`INSERT … ON CONFLICT DO NOTHING` on either engine (a race loser gets no row, no error).
+
+    One row from keyword `values`, several from `rows`, or none (then `from_select`).
+    """
+    dialect = target.dialect if isinstance(target, AsyncEngine) else target
+    flavour = postgresql if dialect.name == "postgresql" else sqlite
+    stmt = flavour.insert(table)
+    if rows:
+        stmt = stmt.values(rows)
+    elif values:
+        stmt = stmt.values(**values)
+    return stmt.on_conflict_do_nothing()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_workflow.errors import AgentWorkflowError
+from agent_workflow.core.errors import AgentWorkflowError
 
 # Never let git stop to ask for a password or an editor: a worker has no terminal.
 _NON_INTERACTIVE = {
@@ -21,11 +21,10 @@ _NON_INTERACTIVE = {
 
 
 class GitError(AgentWorkflowError):
-    """A git command exited non-zero (the command, exit code and stderr are kept)."""
+    """A git command exited non-zero (the message names it; exit code and stderr are kept)."""
 
     def __init__(self, args: tuple[str, ...], returncode: int, stderr: str) -> None:
         """Describe the failed command."""
-        self.args_ = args
         self.returncode = returncode
         self.stderr = stderr
         super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")

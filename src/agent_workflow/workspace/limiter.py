@@ -7,20 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-DEFAULT_MAX_RUNS = 4  # agent runs are CPU- and memory-hungry Node processes
-DEFAULT_MAX_RUNS_PER_REPO = 2  # runs on one repo share its clone, its lock and its API quota
-
 
 @dataclass
 class RunLimiter:
     """Asyncio semaphores bounding concurrent agent runs in this process.
 
     A run waits for its repository's slot first and only then for a global
-    one, so a busy repository never holds global slots while it queues.
+    one, so a busy repository never holds global slots while it queues. The
+    limits are `AW_MAX_AGENTS` and `AW_MAX_AGENTS_PER_REPO` (defaults in `Settings`).
     """
 
-    max_runs: int = DEFAULT_MAX_RUNS
-    max_runs_per_repo: int = DEFAULT_MAX_RUNS_PER_REPO
+    max_runs: int
+    max_runs_per_repo: int
     _global: asyncio.Semaphore = field(init=False, repr=False)
     _per_repo: dict[str, asyncio.Semaphore] = field(default_factory=dict, init=False, repr=False)
     _running: int = field(default=0, init=False)

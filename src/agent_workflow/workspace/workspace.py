@@ -13,6 +13,12 @@ Whatever a dead process left behind (a half-made clone, a stale worktree
 registration, a directory git no longer knows, a local branch) is cleaned up
 and recreated, except that `keep=True` reuses a healthy worktree on the right
 branch: a resumed agent session expects to find its earlier edits there.
+
+Each checkout stamps its worktree with a fresh owner token (kept in the
+worktree's administrative directory inside the clone, never in the checkout).
+`release` removes a worktree only while the token is still the caller's: once
+another checkout has taken the path over (recreated it, or reused it for a
+resumed session), the old holder's release leaves it alone.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ from agent_workflow.workspace.git import Git, GitError
 from agent_workflow.workspace.locks import RepoLocks
 
 REMOTE = "origin"
+
+# The owner token's file in a worktree's administrative directory (`<clone>/worktrees/<id>/`).
+_OWNER_FILE = "aw-owner"
 
 # Fetch must not leave a background `gc --auto` holding ref locks after it returns.
 _NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
@@ -59,6 +68,7 @@ class Worktree:
     branch: str | None  # None: a detached, read-only checkout
     base_branch: str  # the remote branch it is measured against (the repo's default)
     start_sha: str  # the commit it was created from
+    owner: str = ""  # the token of the checkout that gave it (see `Workspace.release`)
 
 
 def repo_dirname(repo: str) -> str:
@@ -89,14 +99,6 @@ class Workspace:
         return self.root / "worktrees" / repo_dirname(repo) / f"issue-{issue_number}"
 
     # -- clone -------------------------------------------------------------------
-
-    async def sync(self, repo: str, clone_url: str) -> Path:
-        """Make sure the cached clone exists and has fetched the remote; return its path."""
-        clone = self.clone_path(repo)
-        async with self._locks.hold(clone):
-            await self._ensure_clone(clone, clone_url)
-            await self._fetch(clone)
-        return clone
 
     async def _ensure_clone(self, clone: Path, clone_url: str) -> None:
         if (clone / "HEAD").exists():
@@ -174,14 +176,15 @@ class Workspace:
                 raise GitError(("checkout",), 1, f"remote has no branch {base_branch!r}")
             if branch and keep and await self._on_branch(path, branch):
                 start = await self.git.run("rev-parse", "HEAD", cwd=path)
-                return Worktree(repo, path, branch, base_branch, start.strip())
+                owner = await self._stamp(path)
+                return Worktree(repo, path, branch, base_branch, start.strip(), owner)
             await self._discard(clone, path)
             path.parent.mkdir(parents=True, exist_ok=True)
             if branch is None:
                 await self.git.run(
                     "worktree", "add", "--quiet", "--detach", str(path), base_sha, cwd=clone
                 )
-                return Worktree(repo, path, None, base_branch, base_sha)
+                return Worktree(repo, path, None, base_branch, base_sha, await self._stamp(path))
             start_sha = await self.remote_sha(clone, branch) or base_sha
             await self.git.run(
                 "worktree",
@@ -194,7 +197,7 @@ class Workspace:
                 start_sha,
                 cwd=clone,
             )
-            return Worktree(repo, path, branch, base_branch, start_sha)
+            return Worktree(repo, path, branch, base_branch, start_sha, await self._stamp(path))
 
     async def _on_branch(self, path: Path, branch: str) -> bool:
         if not (path / ".git").exists():
@@ -209,39 +212,47 @@ class Workspace:
         await asyncio.to_thread(shutil.rmtree, path, True)
         await self.git.run("worktree", "prune", cwd=clone)
 
-    async def remove(self, worktree: Worktree) -> None:
-        """Delete one worktree (its branch stays in the clone; the remote is untouched)."""
+    async def release(self, worktree: Worktree) -> bool:
+        """Remove a worktree whose phase attempt is over, and its local branch.
+
+        Call it only once the branch's work is pushed (or there is none): the
+        remote is untouched, the clone's copy of the branch is deleted (git
+        refuses while another worktree has it checked out). Does nothing and
+        returns False when the worktree is no longer this checkout's (another
+        checkout has taken its path over, or it is gone); True when removed.
+        """
         clone = self.clone_path(worktree.repo)
         async with self._locks.hold(clone):
+            if not worktree.owner or await self._owner(worktree.path) != worktree.owner:
+                return False
             await self._discard(clone, worktree.path)
+            if worktree.branch:
+                await self.git.run_full("branch", "-D", worktree.branch, cwd=clone)
+            await asyncio.to_thread(
+                _remove_empty_dirs, worktree.path.parent, self.root / "worktrees"
+            )
+            return True
 
-    async def release(self, repo: str, issue_number: int) -> int:
-        """Remove every worktree and local branch of a task (call when the task ends).
+    async def _stamp(self, path: Path) -> str:
+        """Give the worktree at `path` a new owner token and return it."""
+        admin = await asyncio.to_thread(_admin_dir, path)
+        if admin is None:
+            raise GitError(("worktree",), 1, f"{path} is not a linked worktree")
+        owner = uuid.uuid4().hex
+        await asyncio.to_thread((admin / _OWNER_FILE).write_text, owner, encoding="ascii")
+        return owner
 
-        Returns how many worktree directories were removed.
-        """
-        clone = self.clone_path(repo)
-        task_dir = self.task_dir(repo, issue_number)
-        if not task_dir.exists():
-            return 0
-        async with self._locks.hold(clone):
-            removed = 0
-            for path in sorted(p for p in task_dir.iterdir() if p.is_dir()):
-                branch = await self._branch_of(path)
-                await self._discard(clone, path)
-                if branch:
-                    await self.git.run_full("branch", "-D", branch, cwd=clone)
-                removed += 1
-            await asyncio.to_thread(shutil.rmtree, task_dir, True)
-            return removed
-
-    async def _branch_of(self, path: Path) -> str | None:
-        if not (path / ".git").exists():
+    async def _owner(self, path: Path) -> str | None:
+        """The owner token of the worktree at `path`, or None when there is none."""
+        admin = await asyncio.to_thread(_admin_dir, path)
+        if admin is None:
             return None
-        code, out, _ = await self.git.run_full(
-            "symbolic-ref", "--quiet", "--short", "HEAD", cwd=path
-        )
-        return out.strip() if code == 0 else None
+        try:
+            return (
+                await asyncio.to_thread((admin / _OWNER_FILE).read_text, encoding="ascii")
+            ).strip()
+        except OSError:
+            return None
 
     # -- commits -------------------------------------------------------------------
 
@@ -325,3 +336,31 @@ def _remove_lock_files(clone: Path) -> None:
     """Delete stale `*.lock` files of refs (left when a git process was killed)."""
     for lock in [*clone.glob("refs/**/*.lock"), *clone.glob("*.lock")]:
         lock.unlink(missing_ok=True)
+
+
+def _admin_dir(path: Path) -> Path | None:
+    """The administrative directory of the linked worktree at `path` (None: not one).
+
+    Read from its `.git` file (`gitdir: <dir>`) rather than asking git, which
+    would walk up to an enclosing repository when `path` is not a worktree.
+    """
+    try:
+        text = (path / ".git").read_text(encoding="utf-8")
+    except OSError:  # missing, or a directory (not a linked worktree)
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    admin = path / text.removeprefix("gitdir:").strip()  # an absolute dir stays as it is
+    return admin if admin.is_dir() else None
+
+
+def _remove_empty_dirs(start: Path, stop: Path) -> None:
+    """Remove `start` and then its parents while they are empty, up to (not including) `stop`."""
+    current = start
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:  # not empty (or already gone): a sibling is still in use
+            if current.exists():
+                return
+        current = current.parent

@@ -1,8 +1,0 @@
-"""`python -m agent_workflow.chaos [OPTIONS]`: the chaos run without the main `aw` CLI."""
-
-import typer
-
-from agent_workflow.chaos.cli import chaos_command
-
-if __name__ == "__main__":
-    typer.run(chaos_command)

@@ -1,0 +1,268 @@
+"""The ports the core needs, declared here so the core depends on nothing else.
+
+The adapters implement them: `store` (SQL), `forge` (GitHub over HTTP), `agents`
+(Claude Code and a command), and the twins in `agent_workflow.testing`. Each
+protocol is the narrow boundary the core sees; value types crossing it live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+from agent_workflow.core.effects import EffectRow, EffectStart
+from agent_workflow.core.model import (
+    Guard,
+    IssueState,
+    Phase,
+    PhaseRun,
+    PhaseStatus,
+    Task,
+    TaskInfo,
+)
+
+Clock = Callable[[], float]
+"""Seconds since the epoch; leases compare against it. Tests pass a fake one."""
+
+# -- the forge ------------------------------------------------------------------
+
+Permission = Literal["admin", "maintain", "write", "triage", "read", "none"]
+
+
+@dataclass(frozen=True)
+class Comment:
+    """An issue comment as the forge reports it."""
+
+    id: int
+    body: str
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request as the forge reports it."""
+
+    number: int
+    head: str
+    state: str = "open"
+    merged: bool = False
+    url: str = ""
+
+
+@runtime_checkable
+class Forge(Protocol):
+    """What the core asks of GitHub (or the emulator, or the in-memory twin)."""
+
+    async def create_comment(self, repo: str, issue_number: int, body: str) -> int:
+        """Post a comment; return its id."""
+        ...
+
+    async def add_labels(self, repo: str, issue_number: int, labels: Sequence[str]) -> None:
+        """Add labels (idempotent by nature)."""
+        ...
+
+    async def remove_label(self, repo: str, issue_number: int, label: str) -> None:
+        """Remove a label; an absent label counts as success, a missing issue does not."""
+        ...
+
+    async def open_pull_request(
+        self, repo: str, *, head: str, base: str, title: str, body: str
+    ) -> PullRequest:
+        """Open a PR; if one already exists for `head`, adopt and return it."""
+        ...
+
+    async def find_pull_request(self, repo: str, head: str) -> PullRequest | None:
+        """Find a PR by head branch in any state (reconciliation only)."""
+        ...
+
+    async def list_comments(self, repo: str, issue_number: int) -> list[Comment]:
+        """All comments of an issue (reconciliation only)."""
+        ...
+
+    async def permission(self, repo: str, user: str) -> Permission:
+        """The user's permission on the repository."""
+        ...
+
+
+# -- the agent ------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """How an agent run ended."""
+
+    SUCCESS = "success"  # the phase's work is done; `text` is the plan/summary
+    BLOCKED = "blocked"  # the agent cannot finish (said so, or ran out of budget/turns)
+    ERROR = "error"  # something broke; the phase may be tried again (resuming the session)
+
+
+@dataclass(frozen=True)
+class AgentRequest:
+    """Everything an agent needs for one phase attempt.
+
+    `resume` is true when this run takes over an earlier holder of the same
+    attempt: the agent should resume `session_id` if its transcript exists,
+    and otherwise start it fresh and report `restarted=True`.
+    """
+
+    task_id: int
+    repo: str
+    issue_number: int
+    phase: Phase
+    attempt: int
+    session_id: str
+    resume: bool
+    title: str
+    body: str  # the issue text, already cleaned of hidden content
+    clone_url: str
+    default_branch: str
+    branch: str
+    plan: str = ""  # the approved plan (deliver) or the delivered summary (compound)
+    pr_number: int | None = None
+    budget_left_usd: float | None = None  # what remains of the task's cap across attempts
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What an agent run produced, with its cost."""
+
+    outcome: Outcome
+    text: str = ""
+    reason: str = ""  # for BLOCKED and ERROR
+    artifacts: dict[str, str] = field(default_factory=dict)  # e.g. {"head_sha": ...}
+    session_id: str = ""
+    restarted: bool = False  # resume was asked but the transcript was gone
+    cost_usd: float = 0.0
+    turns: int = 0
+    duration_s: float = 0.0
+    terminal_reason: str = ""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A coding agent. Must be cancellable: a worker that loses its lease cancels the run."""
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run (or resume) the phase and report how it ended."""
+        ...
+
+
+# -- the store ------------------------------------------------------------------
+
+
+class TaskStore(Protocol):
+    """Tasks: one row per issue (G1)."""
+
+    async def ensure(self, info: TaskInfo, now: float) -> Task:
+        """Insert if absent and return the one row; an existing task is never reset."""
+        ...
+
+    async def get(self, task_id: int) -> Task | None:
+        """The task with this id."""
+        ...
+
+    async def set_pr_number(self, task_id: int, pr_number: int, now: float) -> None:
+        """Remember the delivered pull request (idempotent)."""
+        ...
+
+
+class PhaseStore(Protocol):
+    """Phase runs: every transition one conditional statement; writes after a claim fenced."""
+
+    async def get(self, task_id: int, phase: Phase) -> PhaseRun | None:
+        """The run of this phase of the task."""
+        ...
+
+    async def for_issue(self, repo: str, issue_number: int) -> IssueState | None:
+        """The issue's task and all its phase runs in one read (the router's fast path)."""
+        ...
+
+    async def start(
+        self, task_id: int, phase: Phase, trigger: str, owner: str, lease_s: float, now: float
+    ) -> PhaseRun | None:
+        """Create the phase and claim it at once; None when it already exists."""
+        ...
+
+    async def claim(
+        self, task_id: int, phase: Phase, owner: str, lease_s: float, now: float
+    ) -> PhaseRun | None:
+        """Take a claimable run (a fence bump); None when it is not claimable."""
+        ...
+
+    async def claim_effects(
+        self, task_id: int, phase: Phase, owner: str, lease_s: float, now: float
+    ) -> PhaseRun | None:
+        """Take a finished run whose effects are outstanding; None otherwise."""
+        ...
+
+    async def heartbeat(self, guard: Guard, lease_s: float, now: float) -> bool:
+        """Extend the lease; False when it was lost."""
+        ...
+
+    async def start_agent(
+        self, guard: Guard, *, session_id: str, mode: str, owner: str, now: float
+    ) -> int:
+        """Record, fenced, that the agent starts; the audit row id. `LeaseLost` if stale."""
+        ...
+
+    async def finish(
+        self,
+        guard: Guard,
+        agent_run_id: int,
+        status: PhaseStatus,
+        result: AgentResult,
+        *,
+        max_failures: int,
+        effects_lease_s: float,
+        now: float,
+    ) -> PhaseRun:
+        """Record the agent's result, fenced; the row as written. `LeaseLost` if stale."""
+        ...
+
+    async def effects_finished(self, guard: Guard, now: float) -> None:
+        """All effects are done: release the lease. `LeaseLost` if stale."""
+        ...
+
+    async def release(self, guard: Guard, now: float) -> bool:
+        """Give the lease up early (graceful shutdown)."""
+        ...
+
+    async def retry(self, run_id: int, seen_attempt: int, trigger: str, now: float) -> bool:
+        """Start a new attempt of a blocked/failed run whose effects are done."""
+        ...
+
+
+class EffectStore(Protocol):
+    """The effect ledger's rows (G3); writes fenced when guarded."""
+
+    async def begin(
+        self, effects: Sequence[EffectStart], guard: Guard | None, now: float
+    ) -> list[EffectRow]:
+        """Insert each effect `started` if absent, else read it; in the order given."""
+        ...
+
+    async def mark_done(
+        self, key: str, external_id: str | None, guard: Guard | None, now: float
+    ) -> None:
+        """Record the effect done with its external id. `LeaseLost` if stale."""
+        ...
+
+
+class Store(Protocol):
+    """What the core reads and writes; `agent_workflow.store.Store` implements it."""
+
+    @property
+    def tasks(self) -> TaskStore:
+        """The tasks aggregate."""
+        ...
+
+    @property
+    def phases(self) -> PhaseStore:
+        """The phase runs aggregate."""
+        ...
+
+    @property
+    def effects(self) -> EffectStore:
+        """The effect ledger's rows."""
+        ...

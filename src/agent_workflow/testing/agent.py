@@ -1,0 +1,89 @@
+"""A deterministic agent for tests and the offline demo.
+
+Outcome per phase is configurable; an issue body can also steer it
+(`agent-test: block plan` blocks the plan's first attempt, `agent-test: error deliver`
+makes deliver error once per attempt). Every call is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from agent_workflow.core.model import Phase
+from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
+
+
+@dataclass
+class ScriptedAgent:
+    """Finishes each phase after `duration_s` (plus up to `jitter_s`, seeded) with a fixed result."""
+
+    duration_s: float = 0.0
+    jitter_s: float = 0.0
+    seed: int = 0
+    outcomes: dict[Phase, Outcome] = field(default_factory=dict)
+    cost_usd: float = 0.01
+    calls: list[AgentRequest] = field(default_factory=list)
+    _sessions: set[str] = field(default_factory=set)
+    _errored: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    @property
+    def fresh_starts(self) -> list[AgentRequest]:
+        """Calls that started a session from scratch (G2 counts these)."""
+        return [c for c in self.calls if not c.resume]
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Pretend to work, then report the scripted outcome."""
+        self.calls.append(request)
+        started = time.monotonic()
+        restarted = request.resume and request.session_id not in self._sessions
+        self._sessions.add(request.session_id)
+        delay = self.duration_s + (self._random.uniform(0, self.jitter_s) if self.jitter_s else 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        steer = _steering(request.body)
+        outcome = self.outcomes.get(request.phase, Outcome.SUCCESS)
+        if steer.get(request.phase.value) == "block" and request.attempt == 1:
+            outcome = Outcome.BLOCKED
+        if steer.get(request.phase.value) == "error" and request.session_id not in self._errored:
+            self._errored.add(request.session_id)
+            outcome = Outcome.ERROR
+        duration = time.monotonic() - started
+        text = _TEXT[request.phase].format(n=request.issue_number, title=request.title)
+        return AgentResult(
+            outcome=outcome,
+            text=text if outcome is Outcome.SUCCESS else "",
+            reason={
+                Outcome.BLOCKED: "the scripted agent was told to block",
+                Outcome.ERROR: "the scripted agent was told to fail",
+            }.get(outcome, ""),
+            artifacts={"branch": request.branch} if request.phase is Phase.DELIVER else {},
+            session_id=request.session_id,
+            restarted=restarted,
+            cost_usd=self.cost_usd,
+            turns=1,
+            duration_s=duration,
+            terminal_reason="end_turn",
+        )
+
+
+_TEXT = {
+    Phase.PLAN: "1. Read the code around #{n} ({title}).\n2. Change it.\n3. Add a test.",
+    Phase.DELIVER: "Implemented the plan for #{n}.",
+    Phase.COMPOUND: "Lesson from #{n}: keep changes small and tested.",
+}
+
+
+def _steering(body: str) -> dict[str, str]:
+    """Parse `agent-test: <verb> <phase>` lines from the issue body."""
+    steer: dict[str, str] = {}
+    for line in body.splitlines():
+        words = line.strip().split()
+        if len(words) == 3 and words[0] == "agent-test:":
+            steer[words[2]] = words[1]
+    return steer

@@ -1,0 +1,40 @@
+"""A GitHub emulator: a real HTTP server speaking the REST subset the adapter uses.
+
+Start one with `EmulatorServer` (tests) or `main` (the `aw emulator` command);
+drive it with `EmulatorAdmin`. Faults, counters and webhooks are described in
+`faults`, `core` and `webhooks`.
+"""
+
+from github_emulator.client import (
+    Acted,
+    CommentView,
+    Counters,
+    DeliveryInfo,
+    EmulatorAdmin,
+    EmulatorAdminError,
+    IssueView,
+    PullView,
+)
+from github_emulator.core import Emulator, EmulatorConfig
+from github_emulator.faults import FaultKind
+from github_emulator.server import EmulatorServer, main, serve_app
+from github_emulator.webhooks import Signature, sign
+
+__all__ = [
+    "Acted",
+    "CommentView",
+    "Counters",
+    "DeliveryInfo",
+    "Emulator",
+    "EmulatorAdmin",
+    "EmulatorAdminError",
+    "EmulatorConfig",
+    "EmulatorServer",
+    "FaultKind",
+    "IssueView",
+    "PullView",
+    "Signature",
+    "main",
+    "serve_app",
+    "sign",
+]

@@ -1,0 +1,367 @@
+"""The admin API under `/_emulator`: set the world up, act as users, inspect, inject faults.
+
+Actions taken "as a user" send their webhooks synchronously: the admin call
+returns after the receiver answered, so tests need no sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from github_emulator.core import Emulator
+from github_emulator.errors import ApiError, not_found
+from github_emulator.events import Event
+from github_emulator.faults import FaultRule
+from github_emulator.model import Issue, Repo
+from github_emulator.webhooks import Delivery, Signature
+
+PREFIX = "/_emulator"
+
+
+def _emu(request: Request) -> Emulator:
+    emulator: Emulator = request.app.state.emulator
+    return emulator
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ApiError(400, "Problems parsing JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Problems parsing JSON")
+    return body
+
+
+def _repo(request: Request) -> Repo:
+    params = request.path_params
+    return _emu(request).state.repo(params["owner"], params["repo"])
+
+
+def _number(request: Request) -> int:
+    try:
+        return int(request.path_params["number"])
+    except ValueError:
+        raise not_found() from None
+
+
+def _user(fields: dict[str, Any], key: str = "user") -> str:
+    login = fields.get(key)
+    if not isinstance(login, str) or not login:
+        raise ApiError(422, f"`{key}` (a login) is required")
+    return login
+
+
+def delivery_summary(delivery: Delivery) -> dict[str, Any]:
+    """A delivery without its payload."""
+    summary = delivery.as_json()
+    del summary["payload"]
+    return summary
+
+
+async def _acted(request: Request, result_id: int, events: list[Event]) -> Response:
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    return JSONResponse({"id": result_id, "deliveries": [delivery_summary(d) for d in deliveries]})
+
+
+def issue_view(issue: Issue) -> dict[str, Any]:
+    """An issue (or PR) as the admin API reports it: labels by name, comments with authors."""
+    view: dict[str, Any] = {
+        "number": issue.number,
+        "title": issue.title,
+        "body": issue.body,
+        "state": issue.state,
+        "author": issue.user.login,
+        "labels": [label.name for label in issue.labels],
+        "comments": [{"id": c.id, "body": c.body, "author": c.user.login} for c in issue.comments],
+        "pull": None,
+    }
+    if issue.pull is not None:
+        view["pull"] = {
+            "head": issue.pull.head_ref,
+            "head_label": issue.pull.head_label,
+            "base": issue.pull.base_ref,
+            "merged": issue.pull.merged_at is not None,
+        }
+    return view
+
+
+def repo_view(repo: Repo) -> dict[str, Any]:
+    """A repository with every issue and PR, its refs and collaborators."""
+    return {
+        "full_name": repo.full_name,
+        "default_branch": repo.default_branch,
+        "clone_url": repo.clone_url,
+        "issues": [issue_view(i) for i in repo.issues.values()],
+        "refs": dict(repo.refs),
+        "collaborators": dict(repo.roles),
+    }
+
+
+# -- world setup -----------------------------------------------------------------
+
+
+async def create_repo(request: Request) -> Response:
+    """POST /_emulator/repos {full_name, default_branch?, clone_url?, private?}"""
+    fields = await _fields(request)
+    repo = _emu(request).state.create_repo(
+        str(fields.get("full_name", "")),
+        default_branch=str(fields.get("default_branch") or "main"),
+        clone_url=fields.get("clone_url") or None,
+        private=bool(fields.get("private", False)),
+    )
+    return JSONResponse(_emu(request).render.repo(repo), status_code=201)
+
+
+async def create_issue(request: Request) -> Response:
+    """POST /_emulator/repos/{owner}/{repo}/issues {title, body?, author, labels?}"""
+    fields, repo = await _fields(request), _repo(request)
+    issue, events = _emu(request).state.create_issue(
+        repo,
+        title=str(fields.get("title", "")),
+        body=str(fields.get("body") or ""),
+        author=_user(fields, "author"),
+        labels=[str(name) for name in fields.get("labels") or []],
+    )
+    return await _acted(request, issue.number, events)
+
+
+async def set_permission(request: Request) -> Response:
+    """PUT /_emulator/repos/{owner}/{repo}/collaborators/{username} {permission}"""
+    fields = await _fields(request)
+    permission = str(fields.get("permission", "write"))
+    _emu(request).state.set_role(_repo(request), request.path_params["username"], permission)
+    return JSONResponse({"permission": permission})
+
+
+async def put_token(request: Request) -> Response:
+    """PUT /_emulator/tokens/{token} {login}: accept another token acting as `login`."""
+    fields = await _fields(request)
+    _emu(request).credentials.tokens[request.path_params["token"]] = _user(fields, "login")
+    return JSONResponse({"ok": True})
+
+
+async def revoke_tokens(request: Request) -> Response:
+    """DELETE /_emulator/installation-tokens: every minted App token stops working (401)."""
+    _emu(request).credentials.revoke_installation_tokens()
+    return JSONResponse({"ok": True})
+
+
+# -- acting as a user ------------------------------------------------------------
+
+
+async def add_labels(request: Request) -> Response:
+    """POST .../issues/{number}/labels {user, labels}: sends `labeled` webhooks."""
+    fields, repo = await _fields(request), _repo(request)
+    names = [str(name) for name in fields.get("labels") or []]
+    _, events = _emu(request).state.add_labels(repo, _number(request), names, _user(fields))
+    return await _acted(request, _number(request), events)
+
+
+async def remove_label(request: Request) -> Response:
+    """DELETE .../issues/{number}/labels/{name}?user=: sends an `unlabeled` webhook."""
+    user = request.query_params.get("user", "")
+    _, events = _emu(request).state.remove_label(
+        _repo(request), _number(request), request.path_params["name"], _user({"user": user})
+    )
+    return await _acted(request, _number(request), events)
+
+
+async def comment(request: Request) -> Response:
+    """POST .../issues/{number}/comments {user, body}: sends `issue_comment.created`."""
+    fields = await _fields(request)
+    created, events = _emu(request).state.add_comment(
+        _repo(request), _number(request), str(fields.get("body") or ""), _user(fields)
+    )
+    return await _acted(request, created.id, events)
+
+
+async def open_pull(request: Request) -> Response:
+    """POST .../pulls {user, title, head, base?, body?}: a PR opened by a person."""
+    fields, repo = await _fields(request), _repo(request)
+    issue, events = _emu(request).state.create_pull(
+        repo,
+        title=str(fields.get("title", "")),
+        head=str(fields.get("head", "")),
+        base=str(fields.get("base") or repo.default_branch),
+        body=str(fields.get("body") or ""),
+        author=_user(fields),
+    )
+    return await _acted(request, issue.number, events)
+
+
+async def merge(request: Request) -> Response:
+    """POST .../pulls/{number}/merge {user}: sends `pull_request.closed` with `merged: true`."""
+    fields = await _fields(request)
+    issue, events = _emu(request).state.merge_pull(_repo(request), _number(request), _user(fields))
+    return await _acted(request, issue.number, events)
+
+
+# -- inspection --------------------------------------------------------------------
+
+
+async def state(request: Request) -> Response:
+    """GET /_emulator/state: every repository, issue, PR, comment and label."""
+    return JSONResponse({"repos": [repo_view(r) for r in _emu(request).state.repos.values()]})
+
+
+async def get_issue(request: Request) -> Response:
+    """GET .../issues/{number}: one issue or PR view."""
+    return JSONResponse(issue_view(_emu(request).state.issue(_repo(request), _number(request))))
+
+
+async def list_pulls(request: Request) -> Response:
+    """GET .../pulls: every PR of the repository, oldest first."""
+    issues = _repo(request).issues.values()
+    return JSONResponse([issue_view(i) for i in issues if i.pull is not None])
+
+
+async def counters(request: Request) -> Response:
+    """GET /_emulator/counters: requests per route template, faults fired per kind and route."""
+    emu = _emu(request)
+    return JSONResponse({"requests": dict(emu.requests), "faults": dict(emu.fault_hits)})
+
+
+async def reset_counters(request: Request) -> Response:
+    """DELETE /_emulator/counters"""
+    _emu(request).reset_counters()
+    return JSONResponse({"ok": True})
+
+
+# -- faults --------------------------------------------------------------------------
+
+
+async def add_fault(request: Request) -> Response:
+    """POST /_emulator/faults {method, path, kind, times?, seconds?, retry_after?, status?, apply?}"""
+    fields = await _fields(request)
+    try:
+        rule = FaultRule(
+            method=str(fields.get("method", "*")),
+            path=str(fields["path"]),
+            kind=fields["kind"],
+            times=fields.get("times", 1),
+            seconds=float(fields.get("seconds", 1.0)),
+            retry_after=fields.get("retry_after", 1),
+            status=int(fields.get("status", 403)),
+            apply=bool(fields.get("apply", True)),
+        )
+    except (KeyError, ValueError, TypeError, re.error) as exc:
+        raise ApiError(422, f"bad fault rule: {exc}") from None
+    return JSONResponse(_emu(request).faults.add(rule).as_json(), status_code=201)
+
+
+async def list_faults(request: Request) -> Response:
+    """GET /_emulator/faults"""
+    return JSONResponse([rule.as_json() for rule in _emu(request).faults.rules])
+
+
+async def clear_faults(request: Request) -> Response:
+    """DELETE /_emulator/faults"""
+    _emu(request).faults.clear()
+    return JSONResponse({"ok": True})
+
+
+# -- webhooks ------------------------------------------------------------------------
+
+
+async def configure_webhooks(request: Request) -> Response:
+    """PUT /_emulator/webhooks {url, secret}"""
+    fields = await _fields(request)
+    _emu(request).webhooks.configure(fields.get("url") or None, fields.get("secret") or None)
+    return JSONResponse({"ok": True})
+
+
+async def list_deliveries(request: Request) -> Response:
+    """GET /_emulator/webhooks/deliveries: every attempt, payloads included."""
+    return JSONResponse([d.as_json() for d in _emu(request).webhooks.deliveries])
+
+
+async def redeliver(request: Request) -> Response:
+    """POST /_emulator/webhooks/deliveries/{id}/redeliver {concurrent?}: same delivery id."""
+    fields = await _fields(request)
+    try:
+        copies = await _emu(request).webhooks.redeliver(
+            request.path_params["guid"], concurrent=int(fields.get("concurrent", 1))
+        )
+    except KeyError:
+        raise not_found() from None
+    return JSONResponse([delivery_summary(d) for d in copies])
+
+
+async def send_webhook(request: Request) -> Response:
+    """POST /_emulator/webhooks/send {event, payload, signature?}: any payload, any signature."""
+    fields = await _fields(request)
+    payload = fields.get("payload")
+    if not isinstance(payload, dict):
+        raise ApiError(422, "`payload` must be an object")
+    try:
+        signature = Signature(fields.get("signature", "valid"))
+    except ValueError:
+        raise ApiError(422, "unknown signature mode") from None
+    event = Event(str(fields.get("event", "")), payload)
+    delivery = await _emu(request).webhooks.send(event, signature)
+    return JSONResponse(delivery_summary(delivery))
+
+
+async def wait_webhooks(request: Request) -> Response:
+    """POST /_emulator/webhooks/wait: returns once background deliveries are answered."""
+    await _emu(request).webhooks.wait_idle()
+    return JSONResponse({"ok": True})
+
+
+# -- routing --------------------------------------------------------------------------
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """Answer `ApiError`s as JSON (the REST routes do the same in their wrapper)."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ApiError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+
+    return guarded
+
+
+_REPO = PREFIX + "/repos/{owner}/{repo}"
+_TABLE: tuple[tuple[str, str, Endpoint], ...] = (
+    ("POST", PREFIX + "/repos", create_repo),
+    ("POST", _REPO + "/issues", create_issue),
+    ("GET", _REPO + "/issues/{number}", get_issue),
+    ("POST", _REPO + "/issues/{number}/labels", add_labels),
+    ("DELETE", _REPO + "/issues/{number}/labels/{name:path}", remove_label),
+    ("POST", _REPO + "/issues/{number}/comments", comment),
+    ("GET", _REPO + "/pulls", list_pulls),
+    ("POST", _REPO + "/pulls", open_pull),
+    ("POST", _REPO + "/pulls/{number}/merge", merge),
+    ("PUT", _REPO + "/collaborators/{username}", set_permission),
+    ("PUT", PREFIX + "/tokens/{token}", put_token),
+    ("DELETE", PREFIX + "/installation-tokens", revoke_tokens),
+    ("GET", PREFIX + "/state", state),
+    ("GET", PREFIX + "/counters", counters),
+    ("DELETE", PREFIX + "/counters", reset_counters),
+    ("POST", PREFIX + "/faults", add_fault),
+    ("GET", PREFIX + "/faults", list_faults),
+    ("DELETE", PREFIX + "/faults", clear_faults),
+    ("PUT", PREFIX + "/webhooks", configure_webhooks),
+    ("GET", PREFIX + "/webhooks/deliveries", list_deliveries),
+    ("POST", PREFIX + "/webhooks/deliveries/{guid}/redeliver", redeliver),
+    ("POST", PREFIX + "/webhooks/send", send_webhook),
+    ("POST", PREFIX + "/webhooks/wait", wait_webhooks),
+)
+
+
+def routes() -> list[BaseRoute]:
+    """Starlette routes of the admin API."""
+    return [Route(path, _guarded(fn), methods=[method]) for method, path, fn in _TABLE]

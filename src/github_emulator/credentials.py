@@ -1,0 +1,122 @@
+"""Who is calling: personal/installation tokens, and App JWTs that mint installation tokens."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import jwt
+
+from github_emulator.errors import ApiError
+
+#: GitHub refuses App JWTs that expire more than ten minutes ahead.
+MAX_JWT_LIFETIME = 600
+#: Allowed clock drift when checking `iat`/`exp`, as GitHub tolerates some.
+JWT_LEEWAY = 60
+
+
+def bad_credentials() -> ApiError:
+    """GitHub's 401 for an unknown, malformed or expired token."""
+    return ApiError(401, "Bad credentials")
+
+
+def bearer(authorization: str | None) -> str:
+    """The credential in `Authorization: Bearer X` or `token X`; 401 when absent."""
+    if not authorization:
+        raise ApiError(401, "Requires authentication")
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() not in ("bearer", "token") or not value.strip():
+        raise bad_credentials()
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """An installation token and when it stops working (epoch seconds)."""
+
+    token: str
+    expires_at: float
+
+    @property
+    def expires_at_iso(self) -> str:
+        """`expires_at` as GitHub writes it."""
+        return datetime.fromtimestamp(self.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Credentials:
+    """Maps tokens to logins and checks App JWTs.
+
+    Static tokens come from configuration. Installation tokens are minted by
+    `mint` and belong to the bot login, like a GitHub App's `name[bot]` user.
+    """
+
+    def __init__(
+        self,
+        tokens: dict[str, str],
+        *,
+        bot_login: str,
+        app_id: int | None = None,
+        app_public_key_pem: str | None = None,
+        installation_id: int = 1,
+        token_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tokens = dict(tokens)
+        self.bot_login = bot_login
+        self.app_id = app_id
+        self.app_public_key_pem = app_public_key_pem
+        self.installation_id = installation_id
+        self.token_ttl = token_ttl
+        self._clock = clock
+        self._minted: dict[str, MintedToken] = {}
+
+    def login_for(self, authorization: str | None) -> str:
+        """The login a REST call acts as; 401 for anything not a live token."""
+        token = bearer(authorization)
+        if token in self.tokens:
+            return self.tokens[token]
+        minted = self._minted.get(token)
+        if minted is None or minted.expires_at <= self._clock():
+            raise bad_credentials()
+        return self.bot_login
+
+    def mint(self, authorization: str | None, installation_id: int) -> MintedToken:
+        """Check the App JWT and issue an installation token (`POST .../access_tokens`)."""
+        self.check_app_jwt(bearer(authorization))
+        if installation_id != self.installation_id:
+            raise ApiError(404, "Not Found")
+        minted = MintedToken("ghs_" + secrets.token_hex(18), self._clock() + self.token_ttl)
+        self._minted[minted.token] = minted
+        return minted
+
+    def revoke_installation_tokens(self) -> None:
+        """Invalidate every minted token (GitHub does this when an App is reconfigured)."""
+        self._minted.clear()
+
+    def check_app_jwt(self, token: str) -> None:
+        """Verify an RS256 App JWT; without a configured public key only its shape is checked."""
+        try:
+            if self.app_public_key_pem is None:
+                claims = jwt.decode(token, options={"verify_signature": False})
+            else:
+                claims = jwt.decode(
+                    token,
+                    self.app_public_key_pem,
+                    algorithms=["RS256"],
+                    leeway=JWT_LEEWAY,
+                    options={"require": ["iat", "exp", "iss"]},
+                )
+        except jwt.ExpiredSignatureError as exc:
+            raise ApiError(
+                401, "'Expiration time' claim ('exp') must be a numeric value in the future."
+            ) from exc
+        except jwt.PyJWTError as exc:
+            raise ApiError(401, "A JSON web token could not be decoded") from exc
+        if self.app_id is not None and str(claims.get("iss")) != str(self.app_id):
+            raise ApiError(401, "'Issuer' claim ('iss') must be an Integer")
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and exp - self._clock() > MAX_JWT_LIFETIME + JWT_LEEWAY:
+            raise ApiError(401, "'Expiration time' claim ('exp') is too far in the future")

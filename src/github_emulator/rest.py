@@ -1,0 +1,371 @@
+"""The GitHub REST subset the adapter uses, with GitHub's status codes and error bodies.
+
+Every route goes through `_serve`: count it, authenticate, charge the rate
+limit, apply a matching fault, run the handler, add `x-ratelimit-*` headers.
+Routes are mounted both at the root (api.github.com) and under `/api/v3`
+(GitHub Enterprise Server).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from github_emulator.core import Emulator
+from github_emulator.errors import ApiError, missing_field, not_found
+from github_emulator.faults import run_with_fault
+from github_emulator.model import Repo
+from github_emulator.pagination import paginate
+
+#: Path parameters that may contain slashes (branch names, label names with `/`).
+_PATH_PARAMS = ("ref", "name")
+_GHES_PREFIX = re.compile(r"^/api/v3(?=/)")
+
+#: `permission` collapses the finer `role_name`, as GitHub's endpoint does.
+_PERMISSION_OF_ROLE = {
+    "admin": "admin",
+    "maintain": "write",
+    "write": "write",
+    "triage": "read",
+    "read": "read",
+    "none": "none",
+}
+
+
+@dataclass
+class Call:
+    """One authenticated REST request, as handlers see it."""
+
+    request: Request
+    emu: Emulator
+    login: str
+
+    def param(self, name: str) -> str:
+        """A path parameter."""
+        return str(self.request.path_params[name])
+
+    def number(self, name: str) -> int:
+        """A numeric path parameter; GitHub answers 404 for non-numbers."""
+        try:
+            return int(self.param(name))
+        except ValueError:
+            raise not_found() from None
+
+    def repo(self) -> Repo:
+        """The repository named in the path."""
+        return self.emu.state.repo(self.param("owner"), self.param("repo"))
+
+    async def body(self) -> Any:
+        """The parsed JSON body; GitHub's 400 when it is not JSON."""
+        raw = await self.request.body()
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(400, "Problems parsing JSON") from None
+
+    async def fields(self) -> dict[str, Any]:
+        """The JSON body, which must be an object."""
+        body = await self.body()
+        if not isinstance(body, dict):
+            raise ApiError(400, "Problems parsing JSON")
+        return body
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+def error_response(exc: ApiError) -> Response:
+    """An `ApiError` as GitHub's JSON error answer."""
+    return _json(exc.body(), exc.status, exc.headers)
+
+
+# -- handlers ---------------------------------------------------------------------
+
+
+async def get_repo(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}"""
+    return _json(call.emu.render.repo(call.repo()))
+
+
+async def get_issue(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/issues/{issue_number}"""
+    repo = call.repo()
+    return _json(call.emu.render.issue(repo, call.emu.state.issue(repo, call.number("number"))))
+
+
+async def list_comments(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/issues/{issue_number}/comments (oldest first, paginated)"""
+    repo = call.repo()
+    issue = call.emu.state.issue(repo, call.number("number"))
+    page, headers = paginate(call.request.url, issue.comments)
+    return _json([call.emu.render.comment(repo, c) for c in page], headers=headers)
+
+
+async def create_comment(call: Call) -> Response:
+    """POST /repos/{owner}/{repo}/issues/{issue_number}/comments"""
+    repo, fields = call.repo(), await call.fields()
+    body = fields.get("body")
+    if not isinstance(body, str):
+        raise missing_field("IssueComment", "body")
+    comment, events = call.emu.state.add_comment(repo, call.number("number"), body, call.login)
+    await call.emu.emit(events)
+    return _json(call.emu.render.comment(repo, comment), 201)
+
+
+async def list_labels(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/issues/{issue_number}/labels"""
+    repo = call.repo()
+    issue = call.emu.state.issue(repo, call.number("number"))
+    page, headers = paginate(call.request.url, issue.labels)
+    return _json([call.emu.render.label(repo, label) for label in page], headers=headers)
+
+
+def _label_names(body: Any) -> list[str]:
+    """GitHub takes `["a"]`, `{"labels": ["a"]}` or `{"labels": [{"name": "a"}]}`."""
+    labels = body.get("labels") if isinstance(body, dict) else body
+    if not isinstance(labels, list):
+        raise missing_field("Label", "labels")
+    names = []
+    for item in labels:
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str):
+            raise missing_field("Label", "name")
+        names.append(name)
+    return names
+
+
+async def add_labels(call: Call) -> Response:
+    """POST /repos/{owner}/{repo}/issues/{issue_number}/labels → every label of the issue"""
+    repo, names = call.repo(), _label_names(await call.body())
+    labels, events = call.emu.state.add_labels(repo, call.number("number"), names, call.login)
+    await call.emu.emit(events)
+    return _json([call.emu.render.label(repo, label) for label in labels])
+
+
+async def remove_label(call: Call) -> Response:
+    """DELETE /repos/{owner}/{repo}/issues/{issue_number}/labels/{name} → remaining labels"""
+    repo = call.repo()
+    labels, events = call.emu.state.remove_label(
+        repo, call.number("number"), call.param("name"), call.login
+    )
+    await call.emu.emit(events)
+    return _json([call.emu.render.label(repo, label) for label in labels])
+
+
+async def create_pull(call: Call) -> Response:
+    """POST /repos/{owner}/{repo}/pulls"""
+    repo, fields = call.repo(), await call.fields()
+    text = {k: fields.get(k) for k in ("title", "head", "base", "body")}
+    issue, events = call.emu.state.create_pull(
+        repo,
+        title=str(text["title"] or ""),
+        head=str(text["head"] or ""),
+        base=str(text["base"] or ""),
+        body=str(text["body"] or ""),
+        author=call.login,
+    )
+    await call.emu.emit(events)
+    return _json(call.emu.render.pull(repo, issue), 201)
+
+
+async def list_pulls(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/pulls?state=&head=owner:branch&base= (newest first)"""
+    repo, query = call.repo(), call.request.query_params
+    state = query.get("state", "open")
+    if state not in ("open", "closed", "all"):
+        state = "open"
+    pulls = call.emu.state.pulls(repo, state=state, head=query.get("head"), base=query.get("base"))
+    page, headers = paginate(call.request.url, pulls)
+    return _json([call.emu.render.pull_simple(repo, p) for p in page], headers=headers)
+
+
+async def get_pull(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/pulls/{pull_number}"""
+    repo = call.repo()
+    return _json(call.emu.render.pull(repo, call.emu.state.pull(repo, call.number("number"))))
+
+
+async def merge_pull(call: Call) -> Response:
+    """PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge"""
+    repo, fields = call.repo(), await call.fields()
+    sha = fields.get("sha")
+    issue, events = call.emu.state.merge_pull(
+        repo, call.number("number"), call.login, sha if isinstance(sha, str) else None
+    )
+    await call.emu.emit(events)
+    assert issue.pull is not None
+    return _json(
+        {"sha": issue.pull.merge_sha, "merged": True, "message": "Pull Request successfully merged"}
+    )
+
+
+async def get_permission(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/collaborators/{username}/permission"""
+    repo, login = call.repo(), call.param("username")
+    role = call.emu.state.role(repo, login)
+    user = call.emu.render.user(call.emu.state.user(login))
+    return _json({"permission": _PERMISSION_OF_ROLE[role], "role_name": role, "user": user})
+
+
+async def create_ref(call: Call) -> Response:
+    """POST /repos/{owner}/{repo}/git/refs {ref, sha}"""
+    repo, fields = call.repo(), await call.fields()
+    ref, sha = str(fields.get("ref") or ""), str(fields.get("sha") or "")
+    call.emu.state.create_ref(repo, ref, sha)
+    return _json(call.emu.render.ref(repo, ref, sha), 201)
+
+
+async def get_ref(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/git/ref/{ref} (e.g. `heads/agent/issue-1`)"""
+    repo = call.repo()
+    ref = f"refs/{call.param('ref')}"
+    return _json(call.emu.render.ref(repo, ref, call.emu.state.ref(repo, ref)))
+
+
+async def access_token(call: Call) -> Response:
+    """POST /app/installations/{installation_id}/access_tokens (authenticated by App JWT)"""
+    minted = call.emu.credentials.mint(
+        call.request.headers.get("authorization"), call.number("installation_id")
+    )
+    return _json(
+        {
+            "token": minted.token,
+            "expires_at": minted.expires_at_iso,
+            "permissions": {"issues": "write", "pull_requests": "write", "contents": "write"},
+            "repository_selection": "all",
+        },
+        201,
+    )
+
+
+# -- routing ----------------------------------------------------------------------
+
+Auth = Literal["token", "app"]
+
+
+@dataclass(frozen=True)
+class RestRoute:
+    """A route: its counter key is "METHOD template", the template as GitHub documents it."""
+
+    method: str
+    template: str
+    handler: Handler
+    auth: Auth = "token"
+
+    @property
+    def key(self) -> str:
+        """The counter key, e.g. `POST /repos/{owner}/{repo}/issues/{issue_number}/comments`."""
+        return f"{self.method} {self.template}"
+
+    @property
+    def starlette_path(self) -> str:
+        """The template with our short parameter names and `:path` where slashes are allowed."""
+        path = self.template.replace("{issue_number}", "{number}")
+        path = path.replace("{pull_number}", "{number}")
+        for name in _PATH_PARAMS:
+            path = path.replace(f"{{{name}}}", f"{{{name}:path}}")
+        return path
+
+
+_REPO = "/repos/{owner}/{repo}"
+ROUTES = (
+    RestRoute("GET", _REPO, get_repo),
+    RestRoute("GET", f"{_REPO}/issues/{{issue_number}}", get_issue),
+    RestRoute("GET", f"{_REPO}/issues/{{issue_number}}/comments", list_comments),
+    RestRoute("POST", f"{_REPO}/issues/{{issue_number}}/comments", create_comment),
+    RestRoute("GET", f"{_REPO}/issues/{{issue_number}}/labels", list_labels),
+    RestRoute("POST", f"{_REPO}/issues/{{issue_number}}/labels", add_labels),
+    RestRoute("DELETE", f"{_REPO}/issues/{{issue_number}}/labels/{{name}}", remove_label),
+    RestRoute("POST", f"{_REPO}/pulls", create_pull),
+    RestRoute("GET", f"{_REPO}/pulls", list_pulls),
+    RestRoute("GET", f"{_REPO}/pulls/{{pull_number}}", get_pull),
+    RestRoute("PUT", f"{_REPO}/pulls/{{pull_number}}/merge", merge_pull),
+    RestRoute("GET", f"{_REPO}/collaborators/{{username}}/permission", get_permission),
+    RestRoute("POST", f"{_REPO}/git/refs", create_ref),
+    RestRoute("GET", f"{_REPO}/git/ref/{{ref}}", get_ref),
+    RestRoute("POST", "/app/installations/{installation_id}/access_tokens", access_token, "app"),
+)
+
+
+def _caller(emu: Emulator, request: Request, route: RestRoute) -> str:
+    """The login acting (token routes) or the App (JWT route); raises 401."""
+    if route.auth == "app":
+        return "app"  # the JWT is checked by the handler, which mints the token
+    return emu.credentials.login_for(request.headers.get("authorization"))
+
+
+async def _serve(route: RestRoute, request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    emu.requests[route.key] += 1
+    try:
+        login = _caller(emu, request, route)
+    except ApiError as exc:
+        bucket, _ = emu.limiter.take("anonymous")
+        return _with_headers(error_response(exc), bucket.headers())
+    bucket, allowed = emu.limiter.take(login)
+    if not allowed:
+        user_id = emu.state.user(login).id
+        limited = ApiError(403, f"API rate limit exceeded for user ID {user_id}.")
+        return _with_headers(error_response(limited), bucket.headers())
+    handler = functools.partial(route.handler, Call(request, emu, login))
+    rule = emu.faults.take(request.method, _GHES_PREFIX.sub("", request.url.path))
+    try:
+        if rule is None:
+            response = await handler()
+        else:
+            emu.fault_hits[f"{rule.kind} {route.key}"] += 1
+            response = await run_with_fault(rule, handler, emu.sleep)
+    except ApiError as exc:
+        response = error_response(exc)
+    return _with_headers(response, bucket.headers())
+
+
+def _with_headers(response: Response, headers: dict[str, str]) -> Response:
+    # setdefault: a primary-rate-limit fault sets its own x-ratelimit-* values.
+    for name, value in headers.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+async def _unknown(request: Request) -> Response:
+    return error_response(not_found())
+
+
+def routes() -> list[BaseRoute]:
+    """Starlette routes for every REST endpoint plus GitHub's JSON 404 for anything else."""
+    table: list[BaseRoute] = []
+    for route in ROUTES:
+        endpoint = functools.partial(_serve, route)
+        table.append(Route(route.starlette_path, _as_function(endpoint), methods=[route.method]))
+    return table
+
+
+def fallback() -> BaseRoute:
+    """GitHub's JSON 404 for unknown paths and methods."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return Route("/{path:path}", _unknown, methods=methods)
+
+
+def _as_function(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    # Necessary, not cosmetic: Starlette only treats plain functions and methods as
+    # request→response endpoints; a functools.partial would be called as a raw ASGI app.
+    async def endpoint_fn(request: Request) -> Response:
+        return await endpoint(request)
+
+    return endpoint_fn

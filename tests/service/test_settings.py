@@ -1,0 +1,101 @@
+"""One source of truth per setting: `Settings` holds the default, the layers below take values."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agent_workflow.config import load_settings
+from agent_workflow.core.errors import ConfigError
+from agent_workflow.ingress import create_app, parse
+from agent_workflow.queue.bullmq_backend import BullQueue, BullWorkerRunner
+from agent_workflow.queue.embedded import EmbeddedQueue
+from agent_workflow.service.handler import JobHandler
+from agent_workflow.service.runtime import triggers_from
+from agent_workflow.workspace.limiter import RunLimiter
+from tests.ingress.helpers import TRIGGERS
+
+AW_TRIGGERS = (
+    "AW_PLAN_LABEL",
+    "AW_APPROVE_LABEL",
+    "AW_PLAN_COMMAND",
+    "AW_APPROVE_COMMAND",
+    "AW_RETRY_COMMAND",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_trigger_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in AW_TRIGGERS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AW_CONFIG_FILE", str(tmp_path / "none.toml"))
+
+
+def test_triggers__defaults_are_the_readme_vocabulary() -> None:
+    assert triggers_from(load_settings()) == TRIGGERS
+
+
+def test_triggers__each_one_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = ["robot-go", "robot-ship", "/robot plan", "/robot ship", "/robot again"]
+    for name, value in zip(AW_TRIGGERS, values, strict=True):
+        monkeypatch.setenv(name, value)
+    triggers = triggers_from(load_settings())
+    assert [
+        triggers.plan_label,
+        triggers.approve_label,
+        triggers.plan_command,
+        triggers.approve_command,
+        triggers.retry_command,
+    ] == values
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"retry_command": "  "}, "AW_RETRY_COMMAND"),
+        ({"plan_label": ""}, "AW_PLAN_LABEL"),
+        ({"approve_label": "Agent"}, "AW_PLAN_LABEL and AW_APPROVE_LABEL must differ"),
+        ({"retry_command": "/agent  plan"}, "AW_RETRY_COMMAND must differ"),
+    ],
+)
+def test_triggers__unusable__one_line_config_error(overrides: dict[str, str], message: str) -> None:
+    """An empty command would match every empty comment; two equal triggers mean one is dead."""
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(**overrides)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "params"),
+    [
+        (EmbeddedQueue, ["concurrency", "close_timeout"]),
+        (BullQueue, ["prefix"]),
+        (
+            BullWorkerRunner,
+            [
+                "prefix",
+                "concurrency",
+                "lock_duration_ms",
+                "stalled_interval_ms",
+                "max_stalled_count",
+                "grace_s",
+                "worker_name",
+            ],
+        ),
+        (RunLimiter, ["max_runs", "max_runs_per_repo"]),
+        (create_app, ["max_body_bytes", "triggers"]),
+        (parse, ["triggers"]),
+        (JobHandler, ["triggers"]),
+    ],
+)
+def test_no_second_default__these_take_the_value_from_settings(
+    target: Callable[..., Any], params: list[str]
+) -> None:
+    signature = inspect.signature(target)
+    defaulted = [
+        p for p in params if signature.parameters[p].default is not inspect.Parameter.empty
+    ]
+    assert defaulted == []
