@@ -478,6 +478,23 @@ def log_levels(path: Path) -> dict[str, int]:
     return counts
 
 
+def timeline(requests: list[Request], samples: list[CpuSample]) -> None:
+    """Per second of the run (warm-up included): requests by due second, CPU by sample."""
+    print("      s  due   ok  p50 ms  p99 ms  max ms  gen CPU  serve CPU  machine")
+    cpu = [shares(a, b) for a, b in itertools.pairwise(samples)]
+    start = requests[0].due
+    buckets: dict[int, list[Request]] = {}
+    for r in requests:
+        buckets.setdefault(int(r.due - start), []).append(r)
+    for second, rs in sorted(buckets.items()):
+        lat = sorted((r.done - r.due) * 1000 for r in rs if r.status == 202) or [float("nan")]
+        g, v, m = cpu[second] if second < len(cpu) else (float("nan"),) * 3
+        print(
+            f"    {second:3d} {len(rs):4d} {len(lat):4d} {lat[len(lat) // 2]:7.1f} "
+            f"{lat[int(0.99 * (len(lat) - 1))]:7.1f} {lat[-1]:7.1f} {g:7.1f}% {v:9.1f}% {m:7.1f}%"
+        )
+
+
 @asynccontextmanager
 async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[tuple[int, int]]:
     """A fresh database and queue, and `aw serve` in BullMQ mode on them: (port, pid)."""
@@ -532,6 +549,8 @@ async def run_rate(args: argparse.Namespace, rate: float, event: str, body: byte
         services = 100 * (services_cpu() - services0) / (samples[-1].wall - samples[0].wall)
     measured = requests[int(rate * args.warmup) :]
     result = summarize(rate, measured, gen, samples, log_levels(workdir / "serve.log"))
+    if args.timeline:
+        timeline(requests, samples)
     if args.keep_logs:
         print(f"    aw serve log: {workdir / 'serve.log'}")
     else:
@@ -597,6 +616,7 @@ if __name__ == "__main__":
         default=3,
         help="run a rate again (at most this often) if other processes used > --quiet-pct",
     )
+    p.add_argument("--timeline", action="store_true", help="print each second of each rate")
     p.add_argument("--keep-logs", action="store_true", help="keep each rate's aw serve log")
     p.add_argument(
         "--log-level", default="INFO", help="AW_LOG_LEVEL of aw serve (INFO is the default)"

@@ -12,7 +12,8 @@ from agent_workflow.testing.agent import ScriptedAgent
 from agent_workflow.testing.forge import MemoryForge
 from tests.aw_cli import run_aw
 from tests.conftest import FakeClock
-from tests.core.helpers import event, make_core
+from tests.core.helpers import make_core
+from tests.support.events import event
 
 
 async def aw(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -1,6 +1,6 @@
 """Builders for core tests: a wired core, phase runs seeded as a dead worker left them.
 
-Events come from `tests.support.events`; `event` is re-exported here for `tests/cli`.
+Events come from `tests.support.events`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from agent_workflow.store import Store
 from agent_workflow.testing.agent import ScriptedAgent
 from agent_workflow.testing.forge import MemoryForge
 from tests.conftest import FakeClock
-from tests.support.events import BOT, event, task_info
+from tests.support.events import BOT, task_info
 
 __all__ = [
     "LEASE_S",
     "Seeded",
     "count_rows",
-    "event",
     "make_core",
     "seed_claimed",
     "seed_finished",

@@ -8,7 +8,6 @@ issue's `clone_url`. Time is the wall clock: the CLI runs take real time.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, phase_runs
 from agent_workflow.workspace import Workspace
 from github_emulator import CommentView, EmulatorServer
+from tests.support.events import event
 from tests.support.fake_anthropic import (
     FakeAnthropic,
     Reply,
@@ -67,8 +67,6 @@ PLAN_PROMPT = "You are planning the work"
 DELIVER_PROMPT = "You are implementing issue"
 COMPOUND_PROMPT = "has been merged."
 
-_ids = itertools.count(1)
-
 
 @dataclass
 class World:
@@ -86,17 +84,16 @@ class World:
         self, intent: Intent, *, delivery: str | None = None, pr_number: int | None = None
     ) -> Event:
         """A parsed event for the world's issue, as the ingress would produce it."""
-        return Event(
-            delivery_id=delivery or f"e2e-delivery-{next(_ids)}",
-            intent=intent,
-            repo=REPO,
-            issue_number=self.issue,
+        return event(
+            intent,
+            self.issue,
+            delivery=delivery,
             actor=TRUSTED,
-            title=TITLE,
-            body="We need `perimeter(w, h)`.",
-            clone_url=self.remote,
-            default_branch="main",
+            repo=REPO,
             pr_number=pr_number,
+            body="We need `perimeter(w, h)`.",
+            title=TITLE,
+            remote=self.remote,
         )
 
     async def bot_comments(self) -> list[CommentView]:

@@ -172,8 +172,10 @@ async def test_deliver__the_models_write_becomes_a_commit_and_one_pull_request(
     run = await store.phases.get(task.id, Phase.DELIVER)
     assert run is not None
     assert run.artifacts["head_sha"] == await remote_sha(world.remote, world.branch)
-    # Only the mutations themselves reached GitHub (the permission was cached at plan time).
+    # Only the mutations themselves reached GitHub, and the actor's permission once: this
+    # core (a new process, in effect) asks once, then the duplicate is answered by its cache.
     assert github_calls(await world.emu.admin.counters()) == {
+        PERMISSION_GET: 1,
         PULLS_POST: 1,
         COMMENTS_POST: 1,
         LABELS_POST: 1,

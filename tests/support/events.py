@@ -34,17 +34,22 @@ def event(
     repo: str = REPO,
     pr_number: int | None = None,
     body: str = BODY,
+    title: str | None = None,
+    remote: str | None = None,
 ) -> Event:
-    """A parsed event as the ingress would produce it; a new delivery id unless given."""
+    """A parsed event as the ingress would produce it; a new delivery id unless given.
+
+    `remote` replaces the clone URL (tests whose agent really clones: a bare repository).
+    """
     return Event(
         delivery_id=delivery or f"delivery-{next(_deliveries)}",
         intent=intent,
         repo=repo,
         issue_number=issue,
         actor=actor,
-        title=f"Issue {issue}",
+        title=f"Issue {issue}" if title is None else title,
         body=body,
-        clone_url=clone_url(repo),
+        clone_url=remote or clone_url(repo),
         default_branch="main",
         pr_number=pr_number,
     )

@@ -401,12 +401,6 @@ class PhaseRuns:
         async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
-    async def total_cost(self, task_id: int) -> float:
-        """What the task's agent runs have cost so far, across phases and attempts."""
-        async with self._db.connect() as conn:
-            costs = (await conn.execute(select(c.cost_usd).where(c.task_id == task_id))).scalars()
-            return float(sum(costs))
-
     # -- helpers ---------------------------------------------------------------
 
     async def _returning(self, stmt: Any) -> PhaseRun | None:
