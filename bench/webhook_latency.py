@@ -53,8 +53,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from chaos.world import REPO, SECRET, USER
-from common import BENCH_PREFIX, REDIS_URL, fresh_database, machine
+from common import BENCH_PREFIX, PG_ADMIN_URL, REDIS_URL, fresh_database, machine
 
 from agent_workflow.demo.process import AwProcess, free_port
 from agent_workflow.queue.bullmq_backend import BullQueue
@@ -392,6 +393,7 @@ class RateResult:
     server_log: dict[str, int]
     busy_before: float = 0.0
     services_cpu: float = 0.0
+    pg_sessions: int = 0
 
     @property
     def other_cpu(self) -> float:
@@ -419,7 +421,7 @@ class RateResult:
             f"    sent at {self.achieved_rate:.1f}/s (send lag p99 {self.lag_p99_ms:.2f} ms), "
             f"answered at {self.answered_rate:.1f}/s, p90 {self.pct(0.9):.1f} ms, "
             f"p99.9 {self.pct(0.999):.1f} ms, errors: {errors}, connections opened "
-            f"{self.connections}; generator CPU worst 1-s {self.generator_cpu_worst:.1f}%, "
+            f"{self.connections}, new PostgreSQL sessions of aw serve {self.pg_sessions}; generator CPU worst 1-s {self.generator_cpu_worst:.1f}%, "
             f"aw serve CPU {self.server_cpu:.0f}% of a core, PostgreSQL + Redis "
             f"{self.services_cpu:.0f}%, machine busy "
             f"{self.machine_busy:.0f}% of {os.cpu_count()} CPUs (idle second before: "
@@ -495,9 +497,32 @@ def timeline(requests: list[Request], samples: list[CpuSample]) -> None:
         )
 
 
+@dataclass
+class Served:
+    """The running `aw serve` of one rate."""
+
+    port: int
+    pid: int
+    database: str
+    sessions: int = 0
+    """PostgreSQL sessions its database saw, read after `aw serve` stopped."""
+
+
+async def pg_sessions(database: str) -> int:
+    """How many sessions were ever opened to `database` (pg_stat_database, PostgreSQL 14+)."""
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        value = await conn.fetchval(
+            "SELECT sessions FROM pg_stat_database WHERE datname = $1", database
+        )
+    finally:
+        await conn.close()
+    return int(value or 0)
+
+
 @asynccontextmanager
-async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[tuple[int, int]]:
-    """A fresh database and queue, and `aw serve` in BullMQ mode on them: (port, pid)."""
+async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[Served]:
+    """A fresh database and queue, and `aw serve` in BullMQ mode on them."""
     port = free_port()
     queue = f"latency-{uuid.uuid4().hex[:8]}"
     async with fresh_database() as db_url:
@@ -516,11 +541,13 @@ async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[tuple[int, in
         }
         serve = AwProcess("serve", env, workdir / "serve.log")
         await serve.start()
+        served = Served(port, serve.pid, db_url.rsplit("/", 1)[1])
         try:
             await serve.wait_healthy(f"http://127.0.0.1:{port}")
-            yield port, serve.pid
+            yield served
         finally:
             await serve.stop()
+            served.sessions = await pg_sessions(served.database)
             bq = BullQueue(REDIS_URL, queue, BENCH_PREFIX)
             await bq.obliterate()
             await bq.close()
@@ -529,10 +556,15 @@ async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[tuple[int, in
 async def run_rate(args: argparse.Namespace, rate: float, event: str, body: bytes) -> RateResult:
     """Fresh `aw serve`, warm-up + `seconds` of load at `rate`, the figures."""
     workdir = Path(tempfile.mkdtemp(prefix=f"aw-bench-latency-{rate:.0f}-"))
-    async with aw_serve(workdir, args.log_level) as (port, pid):
-        requests = build_requests(port, event, body, int(rate * (args.warmup + args.seconds)))
-        gen = LoadGenerator("127.0.0.1", port, args.max_connections, args.timeout)
+    async with aw_serve(workdir, args.log_level) as served:
+        pid = served.pid
+        requests = build_requests(
+            served.port, event, body, int(rate * (args.warmup + args.seconds))
+        )
+        gen = LoadGenerator("127.0.0.1", served.port, args.max_connections, args.timeout)
         busy_before = await wait_quiet(args.quiet_pct, args.quiet_wait)
+        await asyncio.sleep(1.0)  # let PostgreSQL's statistics catch up
+        sessions_before = await pg_sessions(served.database)
         await gen.preconnect(4)
         gc.collect()
         gc.freeze()  # the pre-built requests are never garbage: keep the collector off them
@@ -557,6 +589,7 @@ async def run_rate(args: argparse.Namespace, rate: float, event: str, body: byte
         shutil.rmtree(workdir, ignore_errors=True)
     result.busy_before = busy_before
     result.services_cpu = services
+    result.pg_sessions = served.sessions - sessions_before
     return result
 
 

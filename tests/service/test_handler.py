@@ -49,11 +49,13 @@ class RecordingRouter:
 
     def __init__(self) -> None:
         self.routed: list[Event] = []
+        self.states: list[object] = []
         self.resumed: list[tuple[int, Phase]] = []
         self.error: Exception | None = None
 
-    async def route(self, event: Event) -> Routed:
+    async def route(self, event: Event, state: object = None) -> Routed:
         self.routed.append(event)
+        self.states.append(state)
         if self.error is not None:
             raise self.error
         return Routed(Action.NOOP, "recorded")
@@ -155,6 +157,7 @@ async def test_route__the_payload_is_never_read__one_read_and_one_update(
         await handler.route_delivery(delivery, HOOK)
 
     assert router.routed == [stored]
+    assert router.states == [None]  # the state (no task yet) came with the read
     assert [s.split()[0] for s in first] == ["SELECT", "UPDATE"]
     assert "payload" not in first[0]
     assert [s.split()[0] for s in duplicate] == ["SELECT"]  # routed already: nothing else

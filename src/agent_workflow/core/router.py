@@ -8,7 +8,8 @@ event finds the phase already claimed, complete, or re-entered at its recovery p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Literal
 
 import structlog
 
@@ -39,6 +40,15 @@ _TARGET = {
     Intent.APPROVE: Phase.DELIVER,
     Intent.MERGED: Phase.COMPOUND,
 }
+
+
+class Unread(Enum):
+    """The caller did not read the issue's state with the event (the router reads it)."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
 
 
 class Action(StrEnum):
@@ -80,8 +90,16 @@ class Router:
         self._clock = clock
         self._own_login = own_login
 
-    async def route(self, event: Event) -> Routed:
-        """Handle one event; safe to call any number of times with the same event."""
+    async def route(
+        self, event: Event, state: IssueState | Literal[Unread.UNREAD] | None = UNREAD
+    ) -> Routed:
+        """Handle one event; safe to call any number of times with the same event.
+
+        `state` is the issue's task and phases if the caller read them together with
+        the event (one round trip for a duplicate); otherwise the router reads them.
+        A state read a moment ago is safe to decide from: settled stays settled, a
+        busy phase's event is a duplicate, and every action is a conditional write.
+        """
         if is_bot(event.actor, event.actor_is_bot, self._own_login):
             return Routed(Action.IGNORED, "bot actor")
         # Merging already requires write access; everything else is checked.
@@ -91,7 +109,8 @@ class Router:
             log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
             return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
         # One read answers most events: the task and all its phases.
-        state = await self._store.phases.for_issue(event.repo, event.issue_number)
+        if state is UNREAD:
+            state = await self._store.phases.for_issue(event.repo, event.issue_number)
         settled = self._settled(event, state)
         if settled is not None:
             return settled

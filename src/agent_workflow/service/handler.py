@@ -9,13 +9,13 @@ storm: one narrow read, then (unless it was routed already) the final `mark_rout
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import structlog
 
 from agent_workflow.core.errors import BadEvent
-from agent_workflow.core.model import Event, Phase
-from agent_workflow.core.router import Routed
+from agent_workflow.core.model import Event, IssueState, Phase
+from agent_workflow.core.router import UNREAD, Routed, Unread
 from agent_workflow.ingress.events import Ignored, Triggers, parse
 from agent_workflow.service.jobs import PHASE, ROUTE
 from agent_workflow.store.db import Store
@@ -26,8 +26,10 @@ log = structlog.get_logger(__name__)
 class EventRouter(Protocol):
     """What the handler asks of the core's `Router`."""
 
-    async def route(self, event: Event) -> Routed:
-        """Handle one parsed event."""
+    async def route(
+        self, event: Event, state: IssueState | Literal[Unread.UNREAD] | None = UNREAD
+    ) -> Routed:
+        """Handle one parsed event (with its issue's state, if read along with it)."""
         ...
 
     async def resume(self, task_id: int, phase: Phase) -> Routed:
@@ -72,7 +74,7 @@ class JobHandler:
     async def route_delivery(self, delivery_id: str, hook_id: str) -> None:
         """Route the stored delivery's parsed event and mark it routed."""
         try:
-            parsed = await self._stored_event(delivery_id, hook_id)
+            parsed, state = await self._stored_event(delivery_id, hook_id)
         except BadEvent as exc:  # accepted earlier, so it parsed then; keep it visible
             await self._store.deliveries.note_failure(delivery_id, hook_id, str(exc))
             await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
@@ -81,7 +83,7 @@ class JobHandler:
             return
         if isinstance(parsed, Event):
             try:
-                routed = await self._router.route(parsed)
+                routed = await self._router.route(parsed, state)
             except Exception as exc:
                 await self._store.deliveries.note_failure(delivery_id, hook_id, repr(exc))
                 raise
@@ -97,18 +99,22 @@ class JobHandler:
             log.info("route.ignored", delivery=delivery_id, reason=parsed.reason)
         await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
 
-    async def _stored_event(self, delivery_id: str, hook_id: str) -> Event | Ignored | None:
-        """The event to route; None when there is nothing to do. Raises `BadEvent`."""
+    async def _stored_event(
+        self, delivery_id: str, hook_id: str
+    ) -> tuple[Event | Ignored | None, IssueState | Literal[Unread.UNREAD] | None]:
+        """The event to route (None: nothing to do) and its issue's state, if read along
+        with it (one round trip). Raises `BadEvent`."""
         row = await self._store.deliveries.to_route(delivery_id, hook_id)
         if row is None:
             log.warning("route.unknown_delivery", delivery=delivery_id)
-            return None
+            return None, UNREAD
         if row.routed_at is not None:
-            return None  # a duplicate job: the phases it started recover through the sweeper
+            # A duplicate job: the phases it started recover through the sweeper.
+            return None, UNREAD
         if row.parsed is not None:
-            return row.parsed
+            return row.parsed, row.state
         # Stored before deliveries kept their parsed event: parse it once, now.
         payload = await self._store.deliveries.payload(delivery_id, hook_id)
         if payload is None:  # pragma: no cover - the row was there a moment ago
-            return None
-        return parse(row.event, payload, delivery_id, self._triggers)
+            return None, UNREAD
+        return parse(row.event, payload, delivery_id, self._triggers), UNREAD

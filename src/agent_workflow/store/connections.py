@@ -35,7 +35,7 @@ class Database:
         self._held: ContextVar[tuple[asyncio.Task[Any] | None, AsyncConnection] | None] = (
             ContextVar(f"aw_held_connection_{id(self)}", default=None)
         )
-        self._compiled: dict[int, tuple[Executable, str, list[str]]] = {}
+        self._compiled: dict[int, tuple[Executable, str, list[str], dict[str, Any]]] = {}
         self._observers: list[Callable[[str], None]] = []
 
     def observe(self, callback: Callable[[str], None]) -> Callable[[], None]:
@@ -108,8 +108,8 @@ class Database:
             async with self.begin() as conn:
                 result = await conn.execute(stmt, params)
                 return list(result.mappings()) if result.returns_rows else []
-        sql, names = self._compile(stmt)
-        args = [params[name] for name in names]
+        sql, names, constants = self._compile(stmt)
+        args = [params[name] if name in params else constants[name] for name in names]
         held = self._mine()
         if held is not None:
             return await self._fetch_raw(held, sql, args)
@@ -123,10 +123,13 @@ class Database:
         driver: Any = raw.driver_connection
         return list(await driver.fetch(sql, *args))
 
-    def _compile(self, stmt: Executable) -> tuple[str, list[str]]:
+    def _compile(self, stmt: Executable) -> tuple[str, list[str], dict[str, Any]]:
+        """The statement's SQL, its parameters in order, and the values of those that are
+        constants of the statement (e.g. a JSON path) rather than the caller's."""
         cached = self._compiled.get(id(stmt))
         if cached is None or cached[0] is not stmt:
             compiled = stmt.compile(dialect=_ASYNCPG)  # type: ignore[attr-defined]
-            cached = (stmt, compiled.string, list(compiled.positiontup or ()))
+            names = list(compiled.positiontup or ())
+            cached = (stmt, compiled.string, names, dict(compiled.params))
             self._compiled[id(stmt)] = cached
-        return cached[1], cached[2]
+        return cached[1], cached[2], cached[3]

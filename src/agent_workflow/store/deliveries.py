@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, select, update
 
 from agent_workflow.core.errors import BadEvent
-from agent_workflow.core.model import Event, Intent
+from agent_workflow.core.model import Event, Intent, IssueState
 from agent_workflow.store.connections import Database
-from agent_workflow.store.schema import deliveries
+from agent_workflow.store.phase_runs import ISSUE_COLUMNS, issue_state
+from agent_workflow.store.schema import deliveries, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
 
 _EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Event))
@@ -25,8 +26,20 @@ _THIS_DELIVERY = (  # (`p_` names: an UPDATE reserves the bare column names for 
     deliveries.c.hook_id == bindparam("p_hook_id"),
 )
 # The two statements of every route job (a duplicate storm's hot path), sent as they are.
-_TO_ROUTE = select(deliveries.c.event, deliveries.c.routed_at, deliveries.c.parsed).where(
-    *_THIS_DELIVERY
+# A route job's one read: the delivery's parsed event and, joined on the issue it names,
+# that issue's task and phase runs — what the router's fast path decides from.
+_TO_ROUTE = (
+    select(deliveries.c.event, deliveries.c.routed_at, deliveries.c.parsed, *ISSUE_COLUMNS)
+    .select_from(
+        deliveries.outerjoin(
+            tasks,
+            and_(
+                tasks.c.repo == deliveries.c.parsed["repo"].as_string(),
+                tasks.c.issue_number == deliveries.c.parsed["issue_number"].as_integer(),
+            ),
+        ).outerjoin(phase_runs, phase_runs.c.task_id == tasks.c.id)
+    )
+    .where(*_THIS_DELIVERY)
 )
 _MARK_ROUTED = (
     update(deliveries)
@@ -60,6 +73,9 @@ class ToRoute:
     event: str
     routed_at: float | None
     parsed: Event | None
+    # The issue's task and phases as read with the delivery (None: no task yet); only
+    # meaningful with `parsed`.
+    state: IssueState | None = None
 
 
 class Deliveries:
@@ -113,7 +129,7 @@ class Deliveries:
             return None
         row = rows[0]
         parsed = None if row["parsed"] is None else event_from_json(row["parsed"])
-        return ToRoute(event=row["event"], routed_at=row["routed_at"], parsed=parsed)
+        return ToRoute(row["event"], row["routed_at"], parsed, issue_state(rows))
 
     async def payload(self, delivery_id: str, hook_id: str) -> dict[str, Any] | None:
         """The stored payload (only rows without a parsed event need it), or None."""

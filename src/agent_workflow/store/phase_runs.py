@@ -6,6 +6,7 @@ without side effects. Writes after a claim carry `AND fence = ?` (G5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -79,8 +80,14 @@ _SESSION_ID = literal_column(
 ).label("session_id")
 _ROW = (*(col for col in phase_runs.c if col.name != "session_id"), _SESSION_ID, _SESSION_STARTED)
 _TASK_PREFIX = "task__"
+_TASK_NAMES = [(f"{_TASK_PREFIX}{col.name}", col.name) for col in tasks.c]
+ISSUE_COLUMNS = (
+    *(col.label(label) for col, (label, _) in zip(tasks.c, _TASK_NAMES, strict=True)),
+    *phase_runs.c,
+)
+"""An issue's task and phase runs as columns of one row per run (LEFT JOIN tasks → runs)."""
 _FOR_ISSUE = (
-    select(*(col.label(f"{_TASK_PREFIX}{col.name}") for col in tasks.c), *phase_runs.c)
+    select(*ISSUE_COLUMNS)
     .select_from(tasks.outerjoin(phase_runs, tasks.c.id == c.task_id))
     .where(tasks.c.repo == bindparam("repo"), tasks.c.issue_number == bindparam("issue_number"))
 )
@@ -111,16 +118,7 @@ class PhaseRuns:
 
     async def for_issue(self, repo: str, issue_number: int) -> IssueState | None:
         """The issue's task and its phase runs in one query (the router's fast path)."""
-        rows = await self._db.fetch(_FOR_ISSUE, repo=repo, issue_number=issue_number)
-        if not rows:
-            return None
-        prefix = len(_TASK_PREFIX)
-        first = rows[0]
-        # `.keys()`: iterating an asyncpg Record yields its values, not its keys.
-        names = [k for k in first.keys() if k.startswith(_TASK_PREFIX)]  # noqa: SIM118
-        task = task_from_row({k[prefix:]: first[k] for k in names})
-        runs = {Phase(r["phase"]): _run(r) for r in rows if r["id"] is not None}
-        return IssueState(task, runs)
+        return issue_state(await self._db.fetch(_FOR_ISSUE, repo=repo, issue_number=issue_number))
 
     async def needing_work(
         self, now: float, pending_grace_s: float, limit: int = 100
@@ -407,6 +405,16 @@ class PhaseRuns:
         async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _run(row) if row else None
+
+
+def issue_state(rows: Sequence[Any]) -> IssueState | None:
+    """The `IssueState` in rows of `ISSUE_COLUMNS`; None when they hold no task."""
+    if not rows or rows[0][_TASK_NAMES[0][0]] is None:
+        return None
+    first = rows[0]
+    task = task_from_row({name: first[label] for label, name in _TASK_NAMES})
+    runs = {Phase(r["phase"]): _run(r) for r in rows if r["id"] is not None}
+    return IssueState(task, runs)
 
 
 def _run(row: Any) -> PhaseRun:
