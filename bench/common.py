@@ -169,6 +169,7 @@ async def in_process_system(
                 secret=SECRET,
                 max_body_bytes=settings.webhook_max_body_bytes,
                 triggers=rt.triggers,
+                body_timeout_s=10.0,
             )
             async with serve_app(app, port=port) as url:
                 reader = await connect(db_url, migrate=False)

@@ -50,6 +50,7 @@ import json
 import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -60,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from chaos.world import REPO, SECRET, USER
+from chaos.world import BOT, REPO, SECRET, USER
 from common import BENCH_PREFIX, PG_ADMIN_URL, REDIS_URL, fresh_database, machine
 
 from agent_workflow.demo.process import AwProcess, free_port
@@ -304,8 +305,12 @@ class CpuSample:
     wall: float
     generator: float
     server: float
+    server_waiting: float
+    """Time the server's event-loop thread was runnable but not running (schedstat)."""
     machine_busy: int
     machine_total: int
+    steal: int
+    """Ticks the hypervisor ran something else while a vCPU wanted to run."""
 
     @staticmethod
     def take(server_pid: int) -> CpuSample:
@@ -313,26 +318,50 @@ class CpuSample:
         with open(f"/proc/{server_pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         server = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        busy, total = machine_ticks()
-        return CpuSample(time.perf_counter(), usage.ru_utime + usage.ru_stime, server, busy, total)
+        with open(f"/proc/{server_pid}/schedstat") as f:
+            waiting = int(f.read().split()[1]) / 1e9
+        busy, total, steal = machine_ticks()
+        return CpuSample(
+            time.perf_counter(),
+            usage.ru_utime + usage.ru_stime,
+            server,
+            waiting,
+            busy,
+            total,
+            steal,
+        )
 
 
-def shares(a: CpuSample, b: CpuSample) -> tuple[float, float, float]:
-    """Generator and server CPU in % of one core, machine busy in % of all cores."""
+@dataclass(frozen=True)
+class Shares:
+    """CPU between two samples: % of one core, machine % of all cores, waits in ms per s."""
+
+    generator: float
+    server: float
+    machine: float
+    server_waiting: float
+    steal: float
+
+
+def shares(a: CpuSample, b: CpuSample) -> Shares:
+    """What happened between samples `a` and `b`."""
     wall = b.wall - a.wall
     total = b.machine_total - a.machine_total
-    return (
+    return Shares(
         100 * (b.generator - a.generator) / wall,
         100 * (b.server - a.server) / wall,
         100 * (b.machine_busy - a.machine_busy) / total if total else 0.0,
+        1000 * (b.server_waiting - a.server_waiting) / wall,
+        1000 * (b.steal - a.steal) / CLK_TCK / wall,
     )
 
 
-def machine_ticks() -> tuple[int, int]:
-    """Busy and total CPU ticks of the whole machine so far (/proc/stat)."""
+def machine_ticks() -> tuple[int, int, int]:
+    """Busy, total and stolen CPU ticks of the whole machine so far (/proc/stat)."""
     with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:8]]
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    # user nice system idle iowait irq softirq steal: idle, iowait and steal are not our work
+    return sum(ticks) - ticks[3] - ticks[4] - ticks[7], sum(ticks), ticks[7]
 
 
 async def wait_quiet(limit_pct: float, max_wait_s: float, seconds: int = 3) -> float:
@@ -344,9 +373,9 @@ async def wait_quiet(limit_pct: float, max_wait_s: float, seconds: int = 3) -> f
     deadline = time.monotonic() + max_wait_s
     quiet = 0
     while True:
-        busy0, total0 = machine_ticks()
+        busy0, total0, _ = machine_ticks()
         await asyncio.sleep(1.0)
-        busy1, total1 = machine_ticks()
+        busy1, total1, _ = machine_ticks()
         busy = 100 * (busy1 - busy0) / max(1, total1 - total0)
         quiet = quiet + 1 if busy < limit_pct else 0
         if quiet >= seconds or time.monotonic() >= deadline:
@@ -399,6 +428,8 @@ class RateResult:
     server_log: dict[str, int]
     busy_before: float = 0.0
     services_cpu: float = 0.0
+    server_waiting: float = 0.0
+    steal: float = 0.0
     pg_sessions: int = 0
     checkpoints: int = 0
 
@@ -435,7 +466,8 @@ class RateResult:
             f"{self.generator_cpu_worst:.1f}), aw serve {self.server_cpu:.0f}, PostgreSQL + "
             f"Redis {self.services_cpu:.0f}, other processes {self.other_cpu:.0f}; machine "
             f"{self.machine_busy:.0f}% busy of {os.cpu_count()} CPUs ("
-            f"{self.busy_before:.0f}% just before)"
+            f"{self.busy_before:.0f}% just before); aw serve's loop waited for a CPU "
+            f"{self.server_waiting:.1f} ms/s, VM steal {self.steal:.1f} ms/s"
         )
 
 
@@ -467,10 +499,12 @@ def summarize(
         achieved_rate=(len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 else 0.0,
         answered_rate=len(ok) / answered_span if answered_span > 0 else 0.0,
         connections=gen.opened,
-        generator_cpu=whole[0],
-        generator_cpu_worst=max((s[0] for s in per_second), default=whole[0]),
-        server_cpu=whole[1],
-        machine_busy=whole[2],
+        generator_cpu=whole.generator,
+        generator_cpu_worst=max((s.generator for s in per_second), default=whole.generator),
+        server_cpu=whole.server,
+        machine_busy=whole.machine,
+        server_waiting=whole.server_waiting,
+        steal=whole.steal,
         server_log=server_log,
     )
 
@@ -478,6 +512,8 @@ def summarize(
 def log_levels(path: Path) -> dict[str, int]:
     """How many JSON log lines of each level above INFO `aw serve` wrote."""
     counts: dict[str, int] = {}
+    if not path.exists():  # --stub
+        return counts
     with path.open() as f:
         for line in f:
             try:
@@ -491,7 +527,10 @@ def log_levels(path: Path) -> dict[str, int]:
 
 def timeline(requests: list[Request], samples: list[CpuSample]) -> None:
     """Per second of the run (warm-up included): requests by due second, CPU by sample."""
-    print("      s  due   ok  p50 ms  p99 ms  max ms  gen CPU  serve CPU  machine")
+    print(
+        "      s  due   ok  p50 ms  p99 ms  max ms  gen CPU  serve CPU  machine"
+        "  serve waited  steal (ms/s)"
+    )
     cpu = [shares(a, b) for a, b in itertools.pairwise(samples)]
     start = requests[0].due
     buckets: dict[int, list[Request]] = {}
@@ -499,10 +538,11 @@ def timeline(requests: list[Request], samples: list[CpuSample]) -> None:
         buckets.setdefault(int(r.due - start), []).append(r)
     for second, rs in sorted(buckets.items()):
         lat = sorted((r.done - r.due) * 1000 for r in rs if r.status == 202) or [float("nan")]
-        g, v, m = cpu[second] if second < len(cpu) else (float("nan"),) * 3
+        c = cpu[min(second, len(cpu) - 1)]
         print(
             f"    {second:3d} {len(rs):4d} {len(lat):4d} {lat[len(lat) // 2]:7.1f} "
-            f"{lat[int(0.99 * (len(lat) - 1))]:7.1f} {lat[-1]:7.1f} {g:7.1f}% {v:9.1f}% {m:7.1f}%"
+            f"{lat[int(0.99 * (len(lat) - 1))]:7.1f} {lat[-1]:7.1f} {c.generator:7.1f}% "
+            f"{c.server:9.1f}% {c.machine:7.1f}% {c.server_waiting:13.1f} {c.steal:6.1f}"
         )
 
 
@@ -536,6 +576,49 @@ async def pg_counters(database: str) -> tuple[int, int]:
     return int(row["sessions"] or 0), int(row["checkpoints"] or 0)
 
 
+STUB_SERVER = """
+import asyncio, sys
+ANSWER = b"HTTP/1.1 202 Accepted\\r\\ncontent-length: 21\\r\\n\\r\\n{\\"status\\":\\"accepted\\"}"
+class Stub(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while (end := self.buffer.find(b"\\r\\n\\r\\n")) >= 0:
+            head = self.buffer[:end].lower()
+            start = head.find(b"content-length:") + 15
+            size = end + 4 + int(head[start:head.find(b"\\r\\n", start)])
+            if len(self.buffer) < size:
+                return
+            self.buffer = self.buffer[size:]
+            self.transport.write(ANSWER)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Stub, "127.0.0.1", int(sys.argv[1]))
+    print("ready", flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+@asynccontextmanager
+async def stub_serve() -> AsyncIterator[Served]:
+    """A trivial HTTP server that answers every request 202 at once (`--stub`).
+
+    Measures the generator itself: what it adds to a latency, what rate it sustains.
+    """
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", STUB_SERVER, str(port), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        await proc.stdout.readline()
+        yield Served(port, proc.pid, "")
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 @asynccontextmanager
 async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[Served]:
     """A fresh database and queue, and `aw serve` in BullMQ mode on them."""
@@ -549,6 +632,7 @@ async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[Served]:
             "AW_QUEUE_PREFIX": BENCH_PREFIX,
             "AW_GITHUB_API_URL": "http://127.0.0.1:9",
             "AW_GITHUB_TOKEN": "unused",
+            "AW_BOT_LOGIN": BOT,  # else `aw serve` asks the (absent) GitHub API who it is
             "AW_WEBHOOK_SECRET": SECRET,
             "AW_PORT": str(port),
             "AW_LOG_LEVEL": log_level,
@@ -572,7 +656,8 @@ async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[Served]:
 async def run_rate(args: argparse.Namespace, rate: float, event: str, body: bytes) -> RateResult:
     """Fresh `aw serve`, warm-up + `seconds` of load at `rate`, the figures."""
     workdir = Path(tempfile.mkdtemp(prefix=f"aw-bench-latency-{rate:.0f}-"))
-    async with aw_serve(workdir, args.log_level) as served:
+    server = stub_serve() if args.stub else aw_serve(workdir, args.log_level)
+    async with server as served:
         pid = served.pid
         requests = build_requests(
             served.port, event, body, int(rate * (args.warmup + args.seconds))
@@ -630,8 +715,9 @@ async def measure(args: argparse.Namespace, rate: float, event: str, body: bytes
 async def main(args: argparse.Namespace) -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"machine: {machine()}; load average before: {load}")
+    server = "a trivial 202 server (--stub)" if args.stub else "aw serve in BullMQ mode"
     print(
-        f"aw serve in BullMQ mode, log level {args.log_level}; {args.seconds:.0f} s per rate "
+        f"{server}, log level {args.log_level}; {args.seconds:.0f} s per rate "
         f"after {args.warmup:.0f} s warm-up; latency from each request's due time"
     )
     event, body = await sample_payload()
@@ -678,6 +764,11 @@ if __name__ == "__main__":
         type=int,
         default=3,
         help="run a rate again (at most this often) if other processes used > --quiet-pct",
+    )
+    p.add_argument(
+        "--stub",
+        action="store_true",
+        help="load a trivial 202 server instead of aw serve: the generator's own floor",
     )
     p.add_argument("--timeline", action="store_true", help="print each second of each rate")
     p.add_argument("--keep-logs", action="store_true", help="keep each rate's aw serve log")

@@ -19,7 +19,7 @@ SECRET: Final = "chaos-webhook-secret"
 HOOK_ID: Final = "1"
 """The emulator's hook id (`X-GitHub-Hook-ID`), part of a stored delivery's key."""
 
-MARKER_RE: Final = r"<!-- agent-workflow:effect=(\S+) -->"
+MARKER_RE: Final = r"<!-- agent-workflow:effect=(\S+) sig=[0-9a-f]{64} -->"
 """The hidden effect marker every bot comment ends with (DESIGN §5)."""
 
 

@@ -63,20 +63,20 @@ def worker(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Tasks, phases, leases and outstanding effects."""
+    """Tasks, phases, leases and outstanding effects; dead-lettered deliveries."""
     from agent_workflow.core.clock import now
-    from agent_workflow.status import collect_status
+    from agent_workflow.status import collect_dead_letters, collect_status
     from agent_workflow.store import connect
 
-    async def collect(settings: Settings) -> list[dict[str, Any]]:
+    async def collect(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         store = await connect(settings.database_url)
         try:
-            return await collect_status(store, now())
+            return await collect_status(store, now()), await collect_dead_letters(store)
         finally:
             await store.close()
 
-    rows = _run(collect)
-    if as_json:
+    rows, dead = _run(collect)
+    if as_json:  # the task list, as before (dead letters: the table output)
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="agent-workflow tasks")
@@ -101,6 +101,21 @@ def status(
                 effects,
             )
     Console().print(table)
+    if dead["count"]:
+        letters = Table(
+            title=f"dead-lettered deliveries: {dead['count']} (routing failed too often;"
+            " never retried automatically)"
+        )
+        for col in ("delivery", "event", "attempts", "last error"):
+            letters.add_column(col)
+        for d in dead["latest"]:
+            letters.add_row(
+                d["delivery_id"],
+                f"{d['event']}.{d['action']}" if d["action"] else d["event"],
+                str(d["attempts"]),
+                d["last_error"],
+            )
+        Console().print(letters)
 
 
 @db_app.command("upgrade")

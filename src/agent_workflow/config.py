@@ -6,6 +6,8 @@ The file is `agent-workflow.toml` in the working directory, or the path in
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from pathlib import Path
 from typing import Literal
@@ -56,6 +58,13 @@ class Settings(BaseSettings):
     # 1 MiB leaves room for long issue bodies while bounding memory per request.
     webhook_max_body_bytes: int = 1_048_576
 
+    # Effect markers and identity.
+    # The ledger adopts only comments and PRs written by our own login, ending with a
+    # marker signed (HMAC) under this secret. Unset: derived from AW_WEBHOOK_SECRET (a
+    # secret every process of a deployment already shares), never no secret at all.
+    # AW_BOT_LOGIN (above) overrides the login learned at start (GET /user, GET /app).
+    marker_secret: SecretStr | None = None
+
     # Triggers (DESIGN §1): what people type on GitHub to drive the agent. Labels compare
     # case-insensitively, commands exactly (first line, whitespace squashed). The
     # defaults are the README's vocabulary; change them when `agent` is already taken.
@@ -64,6 +73,17 @@ class Settings(BaseSettings):
     plan_command: str = "/agent plan"  # for people who would rather comment than label
     approve_command: str = "/approve"  # after the plan: deliver it
     retry_command: str = "/retry"  # after `agent-blocked`: a new attempt of the phase
+
+    # Hostile input.
+    # GitHub gives up on a delivery after 10 s, so a body still arriving then is a slow
+    # client holding a connection, not a webhook worth waiting for.
+    webhook_body_timeout_s: float = 10.0
+    # Connections (and requests) at once before uvicorn answers 503: a socket costs a file
+    # descriptor, and this stays well under the usual 1024-per-process limit.
+    max_connections: int = 500
+    # A routing failure this many times is not transient: dead-letter it (shown by
+    # `aw status`, never retried automatically) so it stops costing every sweep.
+    max_route_attempts: int = 5
 
     # HTTP server.
     host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
@@ -153,6 +173,19 @@ class Settings(BaseSettings):
         if path.is_file():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    def marker_key(self) -> bytes:
+        """The key effect markers are signed with: `AW_MARKER_SECRET`, or one derived from
+        `AW_WEBHOOK_SECRET` (HMAC-SHA256 as a KDF, so the webhook secret is not reused
+        as is); a `ConfigError` when neither is set."""
+        if self.marker_secret is not None and self.marker_secret.get_secret_value():
+            return self.marker_secret.get_secret_value().encode()
+        if self.webhook_secret is not None and self.webhook_secret.get_secret_value():
+            webhook = self.webhook_secret.get_secret_value().encode()
+            return hmac.new(webhook, b"agent-workflow effect markers v1", hashlib.sha256).digest()
+        raise ConfigError(
+            "neither AW_MARKER_SECRET nor AW_WEBHOOK_SECRET is set: effect markers cannot be signed"
+        )
 
     def require_webhook_secret(self) -> str:
         """The webhook secret, or a `ConfigError` saying how to set it."""

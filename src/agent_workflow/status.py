@@ -1,4 +1,5 @@
-"""What `aw status` shows: tasks, their phases, leases and outstanding effects."""
+"""What `aw status` shows: tasks, their phases, leases and outstanding effects, and the
+dead-lettered deliveries (routing failed `AW_MAX_ROUTE_ATTEMPTS` times)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,23 @@ async def collect_status(store: Store, now: float) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+async def collect_dead_letters(store: Store, latest: int = 5) -> dict[str, Any]:
+    """How many deliveries are dead-lettered, and the latest few with their last error."""
+    count, rows = await store.deliveries.dead_letters(latest)
+    return {
+        "count": count,
+        "latest": [
+            {
+                "delivery_id": d.delivery_id,
+                "hook_id": d.hook_id,
+                "event": d.event,
+                "action": d.action,
+                "attempts": d.route_attempts,
+                "dead_at": d.dead_at,
+                "last_error": (d.last_error or "")[:300],
+            }
+            for d in rows
+        ],
+    }

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from github_emulator.core import Emulator
+from github_emulator.credentials import bearer
 from github_emulator.errors import ApiError, missing_field, not_found
 from github_emulator.faults import run_with_fault
 from github_emulator.model import Repo
@@ -252,6 +253,27 @@ async def access_token(call: Call) -> Response:
     )
 
 
+async def get_user(call: Call) -> Response:
+    """GET /user (the account the token acts as)"""
+    return _json(call.emu.render.user(call.emu.state.user(call.login)))
+
+
+async def get_app(call: Call) -> Response:
+    """GET /app (authenticated by App JWT): the App, whose bot user is `<slug>[bot]`."""
+    emu = call.emu
+    emu.credentials.check_app_jwt(bearer(call.request.headers.get("authorization")))
+    slug = emu.credentials.bot_login.removesuffix("[bot]")
+    return _json(
+        {
+            "id": emu.credentials.app_id,
+            "slug": slug,
+            "name": slug,
+            "owner": None,
+            "html_url": f"{emu.render.web_url}/apps/{slug}",
+        }
+    )
+
+
 # -- routing ----------------------------------------------------------------------
 
 Auth = Literal["token", "app"]
@@ -298,6 +320,8 @@ ROUTES = (
     RestRoute("POST", f"{_REPO}/git/refs", create_ref),
     RestRoute("GET", f"{_REPO}/git/ref/{{ref}}", get_ref),
     RestRoute("POST", "/app/installations/{installation_id}/access_tokens", access_token, "app"),
+    RestRoute("GET", "/user", get_user),
+    RestRoute("GET", "/app", get_app, "app"),
 )
 
 

@@ -34,7 +34,7 @@ USER = "alice"
 BOT = "agent-workflow[bot]"
 SECRET = "acceptance-webhook-secret"
 TOKEN = "acceptance-token"
-MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) sig=[0-9a-f]{64} -->")
 DEADLINE_S = 60.0
 """Generous bound on any one wait; the happy path takes a few seconds."""
 POLL_S = 0.05

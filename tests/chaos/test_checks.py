@@ -19,7 +19,7 @@ LABELS = ("agent", "agent-planned", "agent-delivered", "agent-done")
 
 
 def marker(key: str) -> str:
-    return f"done\n\n<!-- agent-workflow:effect={key} -->"
+    return f"done\n\n<!-- agent-workflow:effect={key} sig={'0' * 64} -->"
 
 
 def clean_world(issue: int = 1) -> tuple[DbView, dict[int, ForgeIssue]]:

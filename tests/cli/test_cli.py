@@ -67,3 +67,32 @@ async def test_bad_trigger__one_line_and_exit_2(tmp_path: Path) -> None:
     assert err.strip().count("\n") == 0
     assert "AW_PLAN_LABEL and AW_APPROVE_LABEL must differ" in err
     assert "Traceback" not in err + out
+
+
+async def test_status__shows_dead_lettered_deliveries_with_their_last_error(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'aw.db'}"
+    store = await connect(url)
+    poisoned = event(Intent.START_PLAN, issue=4)
+    assert await store.deliveries.record(
+        delivery_id="dead-1",
+        hook_id="42",
+        event="issues",
+        action="labeled",
+        payload={},
+        parsed=poisoned,
+        now=1.0,
+    )
+    for _ in range(2):
+        await store.deliveries.note_failure(
+            "dead-1", "42", "RuntimeError('always')", now=2.0, max_attempts=2
+        )
+    await store.close()
+
+    code, out, err = await aw("status", env={"AW_DATABASE_URL": url, "COLUMNS": "200"})
+
+    assert code == 0, err
+    assert "dead-lettered deliveries: 1" in out
+    assert "dead-1" in out
+    assert "RuntimeError('always')" in out

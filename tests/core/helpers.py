@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.sql import FromClause
 
+from agent_workflow.core.effects import Markers
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.ports import AgentResult, Forge, Outcome
 from agent_workflow.core.runner import RunnerSettings
@@ -22,6 +23,8 @@ from tests.support.events import BOT, task_info
 
 __all__ = [
     "LEASE_S",
+    "MARKERS",
+    "MARKER_SECRET",
     "Seeded",
     "count_rows",
     "make_core",
@@ -30,6 +33,9 @@ __all__ = [
 ]
 
 LEASE_S = 30.0
+MARKER_SECRET = b"core-tests-marker-secret"
+MARKERS = Markers(MARKER_SECRET)
+"""How the cores built here sign their effect markers."""
 
 
 def make_core(
@@ -54,6 +60,7 @@ def make_core(
         ),
         clock=clock,
         own_login=BOT,
+        marker_secret=MARKER_SECRET,
         uncertain_backoff_s=0.0,
         permission_ttl_s=300.0,
     )

@@ -40,7 +40,7 @@ from tests.support.events import event
 
 ISSUES = (1, 2, 3)
 MUTATIONS = ("create_comment", "add_labels", "remove_label", "open_pull_request")
-MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) sig=[0-9a-f]{64} -->")
 T = TypeVar("T")
 
 

@@ -19,7 +19,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from agent_workflow.core.effects import Effect, EffectKind, EffectStatus, effect_key, marker
+from agent_workflow.core.effects import Effect, EffectKind, EffectStatus, effect_key
 from agent_workflow.core.errors import LeaseLost, UncertainOutcome
 from agent_workflow.core.hooks import HookContext
 from agent_workflow.core.ledger import UNCERTAIN_ROUNDS, Scope
@@ -30,7 +30,14 @@ from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, effects, tasks
 from agent_workflow.testing.agent import ScriptedAgent
 from tests.conftest import FakeClock
-from tests.core.helpers import LEASE_S, count_rows, make_core, seed_claimed, seed_finished
+from tests.core.helpers import (
+    LEASE_S,
+    MARKERS,
+    count_rows,
+    make_core,
+    seed_claimed,
+    seed_finished,
+)
 from tests.core.worlds import FAULT_PATHS, Died, EmulatorWorld, World
 from tests.support.events import BOT, REPO, UNTRUSTED, event
 
@@ -42,7 +49,7 @@ PLAN_CALLS = {"permission": 1, "create_comment": 1, "add_labels": 1}
 
 def plan_marker(issue: int, attempt: int = 1) -> str:
     """The hidden marker the plan comment of `issue` must carry."""
-    return marker(effect_key(REPO, issue, Phase.PLAN, attempt, "plan-comment"))
+    return MARKERS.marker(effect_key(REPO, issue, Phase.PLAN, attempt, "plan-comment"))
 
 
 async def assert_one_plan_comment(world: World, issue: int) -> None:
@@ -120,7 +127,7 @@ async def test_route__full_lifecycle_makes_only_mutations(
     for c, name in zip(comments, ("plan-comment", "pr-comment", "summary-comment"), strict=True):
         assert c.author == BOT
         phase = {"plan-comment": "plan", "pr-comment": "deliver"}.get(name, "compound")
-        assert c.body.rstrip().endswith(marker(effect_key(REPO, issue, phase, 1, name)))
+        assert c.body.rstrip().endswith(MARKERS.marker(effect_key(REPO, issue, phase, 1, name)))
     assert await world.labels(issue) == {"agent-planned", "agent-delivered", "agent-done"}
     [pull] = await world.pulls()
     assert (pull.number, pull.head) == (task.pr_number, f"agent/issue-{issue}")

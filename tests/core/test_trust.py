@@ -45,7 +45,8 @@ async def test_allows__concurrent_misses_share_one_lookup() -> None:
 
 
 def test_is_bot__apps_our_login_and_bot_suffix() -> None:
-    assert is_bot("dependabot[bot]", False)
-    assert is_bot("ci", True)
+    assert is_bot("dependabot[bot]", False, own_login="")
+    assert is_bot("ci", True, own_login="")
+    assert is_bot("Agent-Workflow", False, own_login="agent-workflow")  # logins are case-blind
     assert is_bot("agent-workflow", False, own_login="agent-workflow")
     assert not is_bot("alice", False, own_login="agent-workflow")

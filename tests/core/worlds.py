@@ -106,12 +106,17 @@ class World:
         """The issue's label names."""
         raise NotImplementedError
 
+    async def post_as(self, user: str, issue: int, body: str) -> int:
+        """A comment written by `user` (not by the core: not counted as a call); its id."""
+        raise NotImplementedError
+
     async def pulls(self) -> list[PullRequest]:
         """Every pull request of the repository, oldest first."""
         raise NotImplementedError
 
-    async def open_pull(self, head: str) -> int:
-        """A pull request from `head` opened outside this core (an earlier attempt)."""
+    async def open_pull(self, head: str, *, author: str = BOT) -> int:
+        """A pull request from `head` opened outside this core (an earlier attempt, or
+        someone else's)."""
         raise NotImplementedError
 
     async def calls(self) -> Calls:
@@ -188,12 +193,15 @@ class MemoryWorld(World):
     async def labels(self, issue: int) -> set[str]:
         return set(self.memory.labels[(REPO, issue)])
 
+    async def post_as(self, user: str, issue: int, body: str) -> int:
+        return self.memory.post_as(user, REPO, issue, body)
+
     async def pulls(self) -> list[PullRequest]:
         return list(self.memory.pulls[REPO])
 
-    async def open_pull(self, head: str) -> int:
+    async def open_pull(self, head: str, *, author: str = BOT) -> int:
         number = next(self._pull_numbers)
-        self.memory.pulls[REPO].append(PullRequest(number=number, head=head))
+        self.memory.pulls[REPO].append(PullRequest(number=number, head=head, author=author))
         return number
 
     async def calls(self) -> Calls:
@@ -276,6 +284,9 @@ class EmulatorWorld(World):
     async def labels(self, issue: int) -> set[str]:
         return set(await self.emu.admin.labels(REPO, issue))
 
+    async def post_as(self, user: str, issue: int, body: str) -> int:
+        return (await self.emu.admin.comment(REPO, issue, body, user=user)).id
+
     async def pulls(self) -> list[PullRequest]:
         found = []
         for view in await self.emu.admin.pulls(REPO):
@@ -283,8 +294,10 @@ class EmulatorWorld(World):
             found.append(PullRequest(view.number, view.pull.head, view.state, view.pull.merged))
         return found
 
-    async def open_pull(self, head: str) -> int:
-        acted = await self.emu.admin.open_pull(REPO, head=head, title="Earlier attempt", user=BOT)
+    async def open_pull(self, head: str, *, author: str = BOT) -> int:
+        acted = await self.emu.admin.open_pull(
+            REPO, head=head, title="Earlier attempt", user=author
+        )
         return acted.id
 
     async def calls(self) -> Calls:

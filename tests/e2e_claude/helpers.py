@@ -46,6 +46,7 @@ REPO = "octo/widgets"
 TRUSTED = "alice"
 TITLE = "Add a perimeter function"
 LEASE_S = 30.0
+MARKER_SECRET = "e2e-claude-marker-secret"  # every core and worker child signs with it
 
 FILES = {
     "README.md": "# widgets\n\nA small library of widgets.\n",
@@ -142,6 +143,7 @@ def make_core(
         settings,
         clock=now,
         own_login=BOT,
+        marker_secret=MARKER_SECRET.encode(),
         uncertain_backoff_s=0.0,
         permission_ttl_s=300.0,
     )

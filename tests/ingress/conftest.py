@@ -35,6 +35,7 @@ def app(store: Store, dispatched: Dispatched, clock: FakeClock) -> Starlette:
         triggers=TRIGGERS,
         clock=clock,
         dispatch_timeout_s=0.5,
+        body_timeout_s=10.0,
     )
 
 

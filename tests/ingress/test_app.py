@@ -78,7 +78,12 @@ async def test_accepted__parsed_once_with_the_configured_triggers__stored_with_t
     """The app's triggers decide what is stored, and the event is stored as they parsed it."""
     triggers = dataclasses.replace(TRIGGERS, plan_label="robot-go", retry_command="/again")
     app = create_app(
-        store, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=triggers
+        store,
+        dispatched,
+        secret=SECRET,
+        max_body_bytes=TEST_MAX_BODY,
+        triggers=triggers,
+        body_timeout_s=10.0,
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://ingress"
@@ -139,9 +144,14 @@ async def test_duplicate__200_and_dispatched_once(
 async def test_same_delivery_id_from_another_hook__a_separate_row(
     client: httpx.AsyncClient, store: Store, dispatched: Dispatched
 ) -> None:
-    """Delivery ids are unique per hook: two hooks may share one (DESIGN §3)."""
+    """Delivery ids are unique per hook: two hooks may share one (DESIGN §3).
+
+    (Their bodies differ: the same body is one event, a duplicate from any hook.)
+    """
     first, delivery = await _post(client, labeled("agent"))
-    other, _ = await _post(client, labeled("agent"), delivery=delivery, **{"x-github-hook-id": "9"})
+    other, _ = await _post(
+        client, labeled("agent", number=8), delivery=delivery, **{"x-github-hook-id": "9"}
+    )
     assert (first.status_code, other.status_code) == (202, 202)
     assert dispatched.calls == [(delivery, "42"), (delivery, "9")]
 
@@ -374,7 +384,12 @@ async def test_healthz__database_down__503(
     }[backend]
     broken = Store(create_engine(url))
     app = create_app(
-        broken, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS
+        broken,
+        dispatched,
+        secret=SECRET,
+        max_body_bytes=TEST_MAX_BODY,
+        triggers=TRIGGERS,
+        body_timeout_s=10.0,
     )
     try:
         async with httpx.AsyncClient(
@@ -391,7 +406,12 @@ async def test_database_down__503_not_acknowledged(dispatched: Dispatched) -> No
     """Window: the insert fails. No 2xx may be sent, so GitHub shows the delivery as failed."""
     broken = Store(create_engine("postgresql://postgres@127.0.0.1:1/nowhere"))
     app = create_app(
-        broken, dispatched, secret=SECRET, max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS
+        broken,
+        dispatched,
+        secret=SECRET,
+        max_body_bytes=TEST_MAX_BODY,
+        triggers=TRIGGERS,
+        body_timeout_s=10.0,
     )
     try:
         async with httpx.AsyncClient(
@@ -406,9 +426,23 @@ async def test_database_down__503_not_acknowledged(dispatched: Dispatched) -> No
 
 def test_create_app__no_secret__config_error(store: Store, dispatched: Dispatched) -> None:
     with pytest.raises(ConfigError, match="secret"):
-        create_app(store, dispatched, secret="", max_body_bytes=TEST_MAX_BODY, triggers=TRIGGERS)
+        create_app(
+            store,
+            dispatched,
+            secret="",
+            max_body_bytes=TEST_MAX_BODY,
+            triggers=TRIGGERS,
+            body_timeout_s=10.0,
+        )
 
 
 def test_create_app__non_positive_cap__config_error(store: Store, dispatched: Dispatched) -> None:
     with pytest.raises(ConfigError):
-        create_app(store, dispatched, secret=SECRET, max_body_bytes=0, triggers=TRIGGERS)
+        create_app(
+            store,
+            dispatched,
+            secret=SECRET,
+            max_body_bytes=0,
+            triggers=TRIGGERS,
+            body_timeout_s=10.0,
+        )

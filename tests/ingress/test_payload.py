@@ -11,7 +11,7 @@ from agent_workflow.ingress.payload import decode
 
 
 def test_decode__object() -> None:
-    assert decode(b'{"a": [1, "x"]}') == {"a": [1, "x"]}
+    assert decode(b'{"a": [1, "x"]}', max_depth=64) == {"a": [1, "x"]}
 
 
 @pytest.mark.parametrize(
@@ -45,15 +45,15 @@ def test_decode__object() -> None:
 )
 def test_decode__not_an_object__bad_event(raw: bytes) -> None:
     with pytest.raises(BadEvent):
-        decode(raw)
+        decode(raw, max_depth=64)
 
 
 def test_decode__nul_and_lone_surrogates__replaced() -> None:
     raw = b'{"body": "a\\u0000b \\ud800 \\udfff \\ud83d\\ude00 \\u00e9", "k\\u0000": 1}'
-    assert decode(raw) == {"body": "a\ufffdb \ufffd \ufffd 😀 é", "k\ufffd": 1}
+    assert decode(raw, max_depth=64) == {"body": "a\ufffdb \ufffd \ufffd 😀 é", "k\ufffd": 1}
 
 
 def test_decode__escaped_backslash_before_u0000__kept_literally() -> None:
     """`\\\\u0000` in JSON is a backslash followed by the text `u0000`, not a NUL."""
     raw = json.dumps({"body": "C:\\u0000 and \\ud800"}).encode()
-    assert decode(raw) == {"body": "C:\\u0000 and \\ud800"}
+    assert decode(raw, max_depth=64) == {"body": "C:\\u0000 and \\ud800"}

@@ -7,6 +7,7 @@ tests cannot see concurrency between connections or a body cut short.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,11 +15,13 @@ import pytest
 from starlette.applications import Starlette
 
 from agent_workflow.core.model import Intent
+from agent_workflow.ingress import create_app
 from agent_workflow.store import Store
 from github_emulator import EmulatorServer, serve_app
 from tests.ingress.conftest import TEST_MAX_BODY
 from tests.ingress.helpers import (
     SECRET,
+    TRIGGERS,
     Dispatched,
     delivery_id,
     encode,
@@ -126,3 +129,105 @@ async def test_github_emulator_deliveries__end_to_end(
         assert (event.delivery_id, event.repo, event.issue_number) == (delivery, repo, number)
         intents.append(event.intent)
     assert intents == [Intent.START_PLAN, Intent.APPROVE, Intent.MERGED]
+
+
+async def test_unusable_delivery_id__400_over_the_wire(
+    served: httpx.AsyncClient, store: Store, dispatched: Dispatched
+) -> None:
+    body = encode(labeled("agent"))
+    answers = [
+        await served.post(
+            URL, content=body, headers=signed_headers(body, "issues", bad, hook_id=hook)
+        )
+        for bad, hook in (("a" * 195, "42"), ("abc/def", "42"), ("abc def", "42"), ("abc", "4x2"))
+    ]
+
+    assert [a.status_code for a in answers] == [400] * 4
+    assert await store.deliveries.unrouted(float("inf")) == []
+    assert dispatched.calls == []
+
+
+# Short, so the tests wait little; `aw serve` uses AW_WEBHOOK_BODY_TIMEOUT_S (10 s).
+BODY_TIMEOUT_S = 1.0
+
+
+@pytest.fixture
+async def impatient_url(store: Store, dispatched: Dispatched) -> AsyncIterator[str]:
+    """The ingress on uvicorn with a 1 s body deadline; yields its base URL."""
+    app = create_app(
+        store,
+        dispatched,
+        secret=SECRET,
+        max_body_bytes=TEST_MAX_BODY,
+        triggers=TRIGGERS,
+        body_timeout_s=BODY_TIMEOUT_S,
+    )
+    async with serve_app(app) as url:
+        yield url
+
+
+async def _slow_request(
+    url: str, announced: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a connection, send a webhook's headers announcing `announced` bytes, then one byte."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        (
+            f"POST {URL} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+            f"x-github-event: issues\r\nx-github-delivery: {delivery_id()}\r\n"
+            f"content-length: {announced}\r\n\r\n{{"
+        ).encode()
+    )
+    await writer.drain()
+    return reader, writer
+
+
+async def test_body_trickling_slower_than_the_deadline__connection_closed(
+    impatient_url: str, store: Store
+) -> None:
+    """One byte every 0.2 s never completes the body within the deadline: 408, then EOF."""
+    reader, writer = await _slow_request(impatient_url, 1_000)
+
+    async def trickle() -> None:
+        for _ in range(100):  # 20 s worth, far past the deadline
+            await asyncio.sleep(0.2)
+            writer.write(b" ")
+            await writer.drain()
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        answer = await asyncio.wait_for(reader.read(), 15)  # to EOF: the server closed it
+    finally:
+        trickling.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert await store.deliveries.unrouted(float("inf")) == []
+
+
+async def test_many_slow_connections__a_signed_webhook_is_still_answered_at_once(
+    impatient_url: str, store: Store, dispatched: Dispatched
+) -> None:
+    """200 connections announce a body and send one byte; a real webhook gets its 202 in < 1 s,
+    and every slow connection is closed by the deadline."""
+    slow = await asyncio.gather(*(_slow_request(impatient_url, 60_000) for _ in range(200)))
+    try:
+        body = encode(labeled("agent"))
+        delivery = delivery_id()
+        async with httpx.AsyncClient(base_url=impatient_url, timeout=30) as client:
+            started = time.monotonic()
+            response = await client.post(
+                URL, content=body, headers=signed_headers(body, "issues", delivery)
+            )
+            elapsed = time.monotonic() - started
+
+        assert response.status_code == 202, response.text
+        assert elapsed < 1.0, f"answered in {elapsed:.2f} s behind 200 slow connections"
+        closed = await asyncio.wait_for(
+            asyncio.gather(*(reader.read() for reader, _ in slow)), BODY_TIMEOUT_S + 20
+        )
+        assert all(answer.startswith(b"HTTP/1.1 408") for answer in closed)
+        assert dispatched.calls == [(delivery, "42")]
+    finally:
+        for _, writer in slow:
+            writer.close()

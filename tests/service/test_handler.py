@@ -70,10 +70,15 @@ def router() -> RecordingRouter:
     return RecordingRouter()
 
 
+MAX_ROUTE_ATTEMPTS = 3
+
+
 def handler_for(
     store: Store, router: RecordingRouter, clock: FakeClock, triggers: Triggers = TRIGGERS
 ) -> JobHandler:
-    return JobHandler(store, router, clock, triggers=triggers)
+    return JobHandler(
+        store, router, clock, triggers=triggers, max_route_attempts=MAX_ROUTE_ATTEMPTS
+    )
 
 
 @contextmanager
@@ -185,7 +190,14 @@ async def test_route__custom_retry_command_from_settings__accepted_and_routed_as
     monkeypatch.setenv("AW_RETRY_COMMAND", "/again")
     triggers = triggers_from(load_settings())
     dispatched = Dispatched()
-    app = create_app(store, dispatched, secret=SECRET, max_body_bytes=65_536, triggers=triggers)
+    app = create_app(
+        store,
+        dispatched,
+        secret=SECRET,
+        max_body_bytes=65_536,
+        triggers=triggers,
+        body_timeout_s=10.0,
+    )
     handler = handler_for(store, router, clock, triggers)
 
     answers = []

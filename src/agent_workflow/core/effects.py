@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import re
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 MARKER_PREFIX = "<!-- agent-workflow:effect="
+MARKER_PATTERN = r"<!-- agent-workflow:effect=(\S+) sig=([0-9a-f]{64}) -->"
+"""A marker: the effect's key, then the HMAC-SHA256 of the key under the marker secret."""
+# Only the marker a body ends with counts: text before it cannot pose as another effect.
+_TRAILING_MARKER = re.compile(MARKER_PATTERN + r"\s*\Z")
 # Hints (e.g. "the plan is not ready yet") are at most once, not exactly once: no phase
 # owns them, so one whose request was cut off stays `started` until the same hint is
 # needed again (then it is reconciled). Checks of "nothing outstanding" skip them.
@@ -23,9 +29,38 @@ class EffectKind(StrEnum):
     OPEN_PR = "open_pr"
 
 
-def marker(key: str) -> str:
-    """The hidden marker every bot comment ends with; reconciliation searches for it."""
-    return f"{MARKER_PREFIX}{key} -->"
+@dataclass(frozen=True, repr=False)
+class Markers:
+    """Signs and checks the hidden marker every bot comment and PR body ends with.
+
+    The signature is an HMAC of the key under a server secret: deterministic (the same
+    key is found again after a restart), and nobody without the secret can mint one.
+    """
+
+    secret: bytes
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ValueError("the marker secret must not be empty")
+
+    def signature(self, key: str) -> str:
+        """HMAC-SHA256 of `key` under the secret, hex."""
+        return hmac.new(self.secret, key.encode(), hashlib.sha256).hexdigest()
+
+    def marker(self, key: str) -> str:
+        """`<!-- agent-workflow:effect=KEY sig=HMAC -->`."""
+        return f"{MARKER_PREFIX}{key} sig={self.signature(key)} -->"
+
+    def mark(self, body: str, key: str) -> str:
+        """`body` with the marker of `key` appended."""
+        return f"{body.rstrip()}\n\n{self.marker(key)}"
+
+    def marks(self, body: str, key: str) -> bool:
+        """True when `body` ends with the marker of `key` and its signature is ours."""
+        found = _TRAILING_MARKER.search(body)
+        if found is None or found.group(1) != key:
+            return False
+        return hmac.compare_digest(found.group(2), self.signature(key))
 
 
 @dataclass(frozen=True)
@@ -49,11 +84,6 @@ class Effect:
         target = asdict(self)
         del target["body"], target["title"]
         return hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()
-
-    @property
-    def marked_body(self) -> str:
-        """The body with the hidden effect marker appended."""
-        return f"{self.body.rstrip()}\n\n{marker(self.key)}"
 
 
 class EffectStatus(StrEnum):

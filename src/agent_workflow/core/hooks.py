@@ -3,6 +3,9 @@
 Each hook is a short sequence of `ledger.perform` calls. Calling a hook again
 after a crash performs only what is outstanding: finished effects are `done`
 in the ledger and cost no forge call.
+
+Text that comes from the agent or the issue goes through `neutralise` before it is
+posted (DESIGN §9); only the lines we write ourselves (such as "Closes #N") do not.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from agent_workflow.core.effects import Effect, EffectKind, EffectRow, effect_key
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
+from agent_workflow.core.neutralise import TITLE_LIMIT, cap_title, neutralise
 
 LABEL_PLANNED = "agent-planned"
 LABEL_DELIVERED = "agent-delivered"
@@ -107,7 +111,7 @@ class HookContext:
 
 async def on_plan_complete(ctx: HookContext) -> None:
     """One plan comment; label `agent-planned`."""
-    plan = ctx.run.result_text or "(the agent returned an empty plan)"
+    plan = neutralise(ctx.run.result_text or "") or "(the agent returned an empty plan)"
     await ctx.perform_all(
         ctx.comment(
             "plan-comment",
@@ -122,11 +126,11 @@ async def on_deliver_complete(ctx: HookContext) -> None:
     """One pull request ("Closes #N"), one comment linking it; label `agent-delivered`."""
     task = ctx.task
     head = ctx.run.artifacts.get("branch", task.branch)
-    summary = ctx.run.result_text or ""
+    summary = neutralise(ctx.run.result_text or "")
     pull = ctx.open_pr(
         "pull-request",
         head=head,
-        title=f"{task.title or 'Agent change'} (#{task.issue_number})",
+        title=_pr_title(task),
         body=f"Closes #{task.issue_number}\n\n{summary}",
     )
     rest = [ctx.add_label("delivered-label", LABEL_DELIVERED), *ctx.unblock()]
@@ -141,7 +145,7 @@ async def on_deliver_complete(ctx: HookContext) -> None:
 async def on_compound_complete(ctx: HookContext) -> None:
     """Optionally a small PR with the lessons; one summary comment; label `agent-done`."""
     lessons_branch = ctx.run.artifacts.get("branch")
-    summary = ctx.run.result_text or "Lessons recorded."
+    summary = neutralise(ctx.run.result_text or "") or "Lessons recorded."
     rest = [ctx.add_label("done-label", LABEL_DONE), *ctx.unblock()]
     link = ""
     if lessons_branch:
@@ -158,6 +162,16 @@ async def on_compound_complete(ctx: HookContext) -> None:
     )
 
 
+def _pr_title(task: Task) -> str:
+    """The PR title, "<issue title> (#N)", within GitHub's 256 characters: the number stays."""
+    suffix = f" (#{task.issue_number})"
+    title = cap_title(neutralise(task.title or "")) or "Agent change"
+    room = TITLE_LIMIT - len(suffix)
+    if len(title) > room:
+        title = title[: room - 1].rstrip() + "…"
+    return title + suffix
+
+
 async def _pr_number(ctx: HookContext, pull: Effect) -> int:
     number = await ctx.perform(pull)
     if number is None:  # pragma: no cover - the ledger always returns a PR number
@@ -167,7 +181,7 @@ async def _pr_number(ctx: HookContext, pull: Effect) -> int:
 
 async def on_phase_blocked(ctx: HookContext) -> None:
     """One `agent-blocked` comment for this attempt, with the reason; label `agent-blocked`."""
-    reason = ctx.run.blocked_reason or "no reason given"
+    reason = neutralise(ctx.run.blocked_reason or "") or "no reason given"
     verb = "failed" if ctx.run.status is PhaseStatus.FAILED else "is blocked"
     await ctx.perform_all(
         ctx.comment(

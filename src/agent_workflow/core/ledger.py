@@ -5,6 +5,11 @@ DESIGN §5, as recovery points:
   2. `done` → skip, no forge call;
   3. `started` by an earlier attempt → uncertain: reconcile (marker / PR by head) and adopt;
   4. perform, then record `done` with the external id (fenced).
+
+The ledger trusts only itself (DESIGN §9): it adopts a comment only when our own
+identity wrote it and it ends with the effect's marker signed under our secret, and a
+pull request only when our own identity opened it. Everything posted is capped at
+GitHub's limits here, so no effect is refused for its length.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from agent_workflow.core.effects import (
     EffectRow,
     EffectStart,
     EffectStatus,
-    marker,
+    Markers,
 )
-from agent_workflow.core.errors import UncertainOutcome
+from agent_workflow.core.errors import ForgeError, UncertainOutcome
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Guard
+from agent_workflow.core.neutralise import BODY_LIMIT, cap_body, cap_title
 from agent_workflow.core.ports import Clock, EffectStore, Forge
 
 log = structlog.get_logger(__name__)
@@ -49,12 +55,31 @@ class Ledger:
     """Performs effects exactly once (G3); reads the forge only to resolve uncertainty (G6)."""
 
     def __init__(
-        self, effects: EffectStore, forge: Forge, clock: Clock, *, uncertain_backoff_s: float
+        self,
+        effects: EffectStore,
+        forge: Forge,
+        clock: Clock,
+        *,
+        uncertain_backoff_s: float,
+        own_login: str,
+        markers: Markers,
     ) -> None:
+        if not own_login:  # fail closed: without it nothing could ever be adopted safely
+            raise ValueError("the ledger needs our own GitHub login")
         self._effects = effects
         self._forge = forge
         self._clock = clock
         self._backoff = uncertain_backoff_s
+        self._own = own_login.casefold()
+        self._markers = markers
+
+    def _ours(self, author: str) -> bool:
+        return author.casefold() == self._own
+
+    def _body(self, effect: Effect) -> str:
+        """The text posted: capped so that it and the marker fit GitHub's limit."""
+        marker = self._markers.marker(effect.key)
+        return self._markers.mark(cap_body(effect.body, BODY_LIMIT - len(marker) - 2), effect.key)
 
     async def begin(self, effects: Sequence[Effect], scope: Scope) -> dict[str, EffectRow]:
         """Insert the rows of several effects `started` at once (or find them), by key."""
@@ -103,7 +128,7 @@ class Ledger:
         match effect.kind:
             case EffectKind.COMMENT:
                 comment_id = await forge.create_comment(
-                    effect.repo, effect.issue_number, effect.marked_body
+                    effect.repo, effect.issue_number, self._body(effect)
                 )
                 return str(comment_id)
             case EffectKind.ADD_LABELS:
@@ -117,9 +142,14 @@ class Ledger:
                     effect.repo,
                     head=effect.head,
                     base=effect.base,
-                    title=effect.title,
-                    body=effect.marked_body,
+                    title=cap_title(effect.title),
+                    body=self._body(effect),
                 )
+                if not self._ours(pr.author):  # the forge adopted someone else's PR (422)
+                    raise ForgeError(
+                        f"pull request #{pr.number} from {effect.head!r} was opened by "
+                        f"{pr.author!r}, not by us: not adopting it"
+                    )
                 return str(pr.number)
             case _:  # pragma: no cover - a new kind without a branch is a loud bug
                 raise AssertionError(f"unknown effect kind {effect.kind!r}")
@@ -128,15 +158,16 @@ class Ledger:
         """Find an uncertain effect on the forge. None: absent (or idempotent: just redo it)."""
         match effect.kind:
             case EffectKind.COMMENT:
-                wanted = marker(effect.key)
                 comments = await self._forge.list_comments(effect.repo, effect.issue_number)
                 for comment in reversed(comments):  # ours is most likely among the newest
-                    if wanted in comment.body:
+                    if self._ours(comment.author) and self._markers.marks(comment.body, effect.key):
                         return str(comment.id)
                 return None
             case EffectKind.OPEN_PR:
                 pr = await self._forge.find_pull_request(effect.repo, effect.head)
-                return str(pr.number) if pr is not None else None
+                if pr is None or not self._ours(pr.author):
+                    return None  # someone else's PR is not ours to adopt: opening ours decides
+                return str(pr.number)
             case EffectKind.ADD_LABELS | EffectKind.REMOVE_LABEL:
                 return None  # idempotent by nature: performing again is the reconciliation
             case _:  # pragma: no cover

@@ -49,6 +49,7 @@ class PullRequest:
     state: str = "open"
     merged: bool = False
     url: str = ""
+    author: str = ""  # the login that opened it; the ledger adopts only its own
 
 
 @runtime_checkable
@@ -83,6 +84,10 @@ class Forge(Protocol):
 
     async def permission(self, repo: str, user: str) -> Permission:
         """The user's permission on the repository."""
+        ...
+
+    async def whoami(self) -> str:
+        """Our own login (`<slug>[bot]` for a GitHub App): the only author the ledger trusts."""
         ...
 
 

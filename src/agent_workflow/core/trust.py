@@ -10,9 +10,10 @@ from agent_workflow.core.ports import Forge, Permission
 TRUSTED_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
-def is_bot(actor: str, actor_is_bot: bool, own_login: str = "") -> bool:
-    """Bots (GitHub apps, our own account) never drive phases."""
-    return actor_is_bot or actor.endswith("[bot]") or (bool(own_login) and actor == own_login)
+def is_bot(actor: str, actor_is_bot: bool, own_login: str) -> bool:
+    """Bots (GitHub apps, our own account) never drive phases. Logins are case-blind."""
+    own = own_login.casefold()
+    return actor_is_bot or actor.endswith("[bot]") or (bool(own) and actor.casefold() == own)
 
 
 class Trust:

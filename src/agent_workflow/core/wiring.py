@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent_workflow.core.effects import Markers
 from agent_workflow.core.ledger import Ledger
 from agent_workflow.core.ports import Agent, Clock, Forge, Store
 from agent_workflow.core.router import Router
@@ -31,11 +32,23 @@ def build_core(
     *,
     clock: Clock,
     own_login: str,
+    marker_secret: bytes,
     uncertain_backoff_s: float,
     permission_ttl_s: float,
 ) -> Core:
-    """Wire a `Router` over the given store, forge and agent."""
-    ledger = Ledger(store.effects, forge, clock, uncertain_backoff_s=uncertain_backoff_s)
+    """Wire a `Router` over the given store, forge and agent.
+
+    `own_login` is our GitHub identity (learned at start); the ledger adopts only what it
+    authored, with markers signed under `marker_secret`.
+    """
+    ledger = Ledger(
+        store.effects,
+        forge,
+        clock,
+        uncertain_backoff_s=uncertain_backoff_s,
+        own_login=own_login,
+        markers=Markers(marker_secret),
+    )
     runner = PhaseRunner(store, agent, ledger, settings, clock)
     trust = Trust(forge, clock, ttl_s=permission_ttl_s)
     router = Router(store, runner, ledger, trust, clock, own_login=own_login)

@@ -33,7 +33,7 @@ from github_emulator.client import EmulatorAdmin, IssueView
 REPO = "demo/widgets"
 USER, STRANGER, BOT = "alice", "mallory", "agent-workflow[bot]"
 SECRET, TOKEN = "demo-webhook-secret", "demo-token"
-MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) -->")
+MARKER = re.compile(r"<!-- agent-workflow:effect=(\S+) sig=[0-9a-f]{64} -->")
 # The triggers the demo's people use, set explicitly so an AW_* in the caller's
 # environment cannot make the server listen for other words.
 PLAN_LABEL, APPROVE, RETRY = "agent", "/approve", "/retry"

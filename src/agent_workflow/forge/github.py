@@ -55,6 +55,7 @@ def _pull(data: dict[str, Any]) -> PullRequest:
         state=str(data["state"]),
         merged=merged,
         url=str(data.get("html_url", "")),
+        author=_login(data),
     )
 
 
@@ -233,6 +234,22 @@ class GitHubForge:
             if value not in _PERMISSIONS:
                 value = "none"
         return value
+
+    async def whoami(self) -> str:
+        """Our own login: `GET /user` with a token; `GET /app` (as the App) → `<slug>[bot]`."""
+        auth = self.http.auth
+        if isinstance(auth, AppAuth):
+            response = await self.http.request(
+                "GET", "/app", authorization=f"Bearer {auth.app_jwt()}"
+            )
+            slug = str(_ok(response).get("slug") or "")
+            if not slug:
+                raise ForgeError("GET /app answered without the App's slug")
+            return f"{slug}[bot]"
+        login = str(_ok(await self.http.request("GET", "/user")).get("login") or "")
+        if not login:
+            raise ForgeError("GET /user answered without a login")
+        return login
 
     async def _pages(self, path: str, params: dict[str, str | int]) -> AsyncIterator[Any]:
         """Items of a paginated list, following `Link: rel="next"` (on our host only)."""

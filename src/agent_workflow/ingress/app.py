@@ -10,7 +10,9 @@ was never routed.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +43,17 @@ WEBHOOK_PATH = "/webhooks/github"
 # GitHub gives a receiver 10 s before it marks the delivery failed; dispatching
 # is an optimisation (the sweeper catches up), so it may use only a slice of that.
 DISPATCH_TIMEOUT_S = 2.0
-# Column widths of the `deliveries` table: longer headers are refused with 400
-# rather than failing the insert on PostgreSQL (SQLite would silently store them).
-MAX_DELIVERY_ID = 200
-MAX_HOOK_ID = 100
-MAX_EVENT_NAME = 100
+# What GitHub sends (a GUID; a hook's numeric id) with room to spare, and nothing else:
+# anything outside it is refused with 400 and nothing stored, so no header can make a
+# stored row unroutable (a job id too long, a key separator) or stretch a log line.
+DELIVERY_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+MAX_DELIVERY_ID = 64
+HOOK_ID = re.compile(r"[0-9]{0,20}")
+MAX_HOOK_ID = 20
+MAX_EVENT_NAME = 100  # the `deliveries.event` column's width
+# GitHub's payloads nest about six levels deep; anything far deeper is refused with 400
+# before it reaches the database (whose JSON types have their own, lower-level limits).
+MAX_JSON_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ def create_app(
     triggers: Triggers,
     clock: Callable[[], float] = now,
     dispatch_timeout_s: float = DISPATCH_TIMEOUT_S,
+    body_timeout_s: float,
 ) -> Starlette:
     """The ingress ASGI app. Raises `ConfigError` without a secret or with a non-positive cap.
 
@@ -79,7 +88,14 @@ def create_app(
     if max_body_bytes <= 0:
         raise ConfigError(f"max_body_bytes must be positive, not {max_body_bytes}")
     webhooks = _Webhooks(
-        store, on_accepted, secret, max_body_bytes, clock, dispatch_timeout_s, triggers
+        store,
+        on_accepted,
+        secret,
+        max_body_bytes,
+        clock,
+        dispatch_timeout_s,
+        triggers,
+        body_timeout_s,
     )
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -106,13 +122,18 @@ class _Webhooks:
     clock: Callable[[], float]
     dispatch_timeout_s: float
     triggers: Triggers
+    body_timeout_s: float
 
     async def handle(self, request: Request) -> JSONResponse:
         """Verify, parse, store, dispatch; the status code tells GitHub what happened."""
         try:
-            raw = await read_limited(request, self.max_body_bytes)
+            raw = await read_limited(request, self.max_body_bytes, self.body_timeout_s)
         except BodyRejected as exc:
-            return _refuse(exc.status, str(exc), request.headers)
+            # The rest of the body is never read: close the connection rather than
+            # let the sender keep it busy (h11 then drops it after the answer).
+            response = _refuse(exc.status, str(exc), request.headers)
+            response.headers["connection"] = "close"
+            return response
         verdict = verify(
             self.secret,
             raw,
@@ -131,7 +152,7 @@ class _Webhooks:
 
     async def _event(self, delivery: _Delivery, raw: bytes) -> JSONResponse:
         try:
-            payload = payloads.decode(raw)
+            payload = payloads.decode(raw, max_depth=MAX_JSON_DEPTH)
             parsed = parse(delivery.event, payload, delivery.delivery_id, self.triggers)
         except BadEvent as exc:
             _log(delivery, "rejected", level=logging.WARNING, status=400, error=str(exc))
@@ -148,6 +169,11 @@ class _Webhooks:
                 payload=payload,
                 parsed=parsed,
                 now=self.clock(),
+                # A replayed body is a duplicate whatever its delivery id (the signature
+                # covers the body only). GitHub's "Redeliver" (same body, new id) of a
+                # stored delivery is answered 200 duplicate too: the stored row is
+                # routed at least once (the sweeper re-enqueues it until it is).
+                body_sha256=hashlib.sha256(raw).hexdigest(),
             )
         except (SQLAlchemyError, OSError) as exc:
             # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
@@ -192,10 +218,10 @@ def _delivery_headers(headers: Headers) -> _Delivery | str:
         return "missing X-GitHub-Event or X-GitHub-Delivery"
     if len(event) > MAX_EVENT_NAME:
         return f"X-GitHub-Event longer than {MAX_EVENT_NAME} characters"
-    if len(delivery_id) > MAX_DELIVERY_ID:
-        return f"X-GitHub-Delivery longer than {MAX_DELIVERY_ID} characters"
-    if len(hook_id) > MAX_HOOK_ID:
-        return f"X-GitHub-Hook-ID longer than {MAX_HOOK_ID} characters"
+    if not DELIVERY_ID.fullmatch(delivery_id):
+        return f"X-GitHub-Delivery must be 1-{MAX_DELIVERY_ID} letters, digits or '-'"
+    if not HOOK_ID.fullmatch(hook_id):
+        return f"X-GitHub-Hook-ID must be at most {MAX_HOOK_ID} digits"
     return _Delivery(event, delivery_id, hook_id)
 
 
@@ -210,6 +236,7 @@ def _refuse(status: int, error: str, headers: Headers) -> JSONResponse:
         "webhook",
         github_event=headers.get("x-github-event", "")[:MAX_EVENT_NAME],
         delivery_id=headers.get("x-github-delivery", "")[:MAX_DELIVERY_ID],
+        hook_id=headers.get("x-github-hook-id", "")[:MAX_HOOK_ID],
         outcome="rejected",
         status=status,
         error=error,

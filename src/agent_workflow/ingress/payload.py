@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from agent_workflow.core.errors import BadEvent
@@ -28,8 +29,8 @@ _ESCAPE = re.compile(
 _REPLACEMENT = "\\ufffd"
 
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object. Raises `BadEvent` for anything else."""
+def decode(raw: bytes, *, max_depth: int) -> dict[str, Any]:
+    """The body as a JSON object nested at most `max_depth` deep. Raises `BadEvent` otherwise."""
     try:
         text = raw.decode("utf-8")
         if _SUSPECT.search(raw):
@@ -39,7 +40,22 @@ def decode(raw: bytes) -> dict[str, Any]:
         raise BadEvent(f"body is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise BadEvent("body is not a JSON object")
+    if _too_deep(value, max_depth):
+        raise BadEvent(f"body nests deeper than {max_depth} levels")
     return value
+
+
+def _too_deep(value: object, max_depth: int) -> bool:
+    """Whether objects/arrays nest deeper than `max_depth` (iterative: no recursion limit)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        assert isinstance(children, Iterable)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _storable(match: re.Match[str]) -> str:

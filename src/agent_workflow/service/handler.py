@@ -41,7 +41,9 @@ class JobHandler:
     """Handles `route` and `phase` jobs; every path is safe to repeat (at-least-once queue).
 
     `triggers` (from `Settings`, the same value the ingress parses with) is used only
-    for deliveries stored before the parsed event was (`parsed` NULL).
+    for deliveries stored before the parsed event was (`parsed` NULL). A delivery whose
+    routing failed `max_route_attempts` times (`AW_MAX_ROUTE_ATTEMPTS`) is dead-lettered:
+    its jobs do nothing and the sweeper no longer re-enqueues it (`aw status` shows it).
     """
 
     def __init__(
@@ -51,11 +53,13 @@ class JobHandler:
         clock: Callable[[], float],
         *,
         triggers: Triggers,
+        max_route_attempts: int,
     ) -> None:
         self._store = store
         self._router = router
         self._clock = clock
         self._triggers = triggers
+        self._max_route_attempts = max_route_attempts
 
     async def __call__(self, data: dict[str, Any]) -> None:
         """Handle one job payload, on one database connection for all its statements."""
@@ -76,7 +80,7 @@ class JobHandler:
         try:
             parsed, state = await self._stored_event(delivery_id, hook_id)
         except BadEvent as exc:  # accepted earlier, so it parsed then; keep it visible
-            await self._store.deliveries.note_failure(delivery_id, hook_id, str(exc))
+            await self._note_failure(delivery_id, hook_id, str(exc))
             await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
             return
         if parsed is None:
@@ -85,7 +89,7 @@ class JobHandler:
             try:
                 routed = await self._router.route(parsed, state)
             except Exception as exc:
-                await self._store.deliveries.note_failure(delivery_id, hook_id, repr(exc))
+                await self._note_failure(delivery_id, hook_id, repr(exc))
                 raise
             log.info(
                 "route.done",
@@ -99,6 +103,22 @@ class JobHandler:
             log.info("route.ignored", delivery=delivery_id, reason=parsed.reason)
         await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
 
+    async def _note_failure(self, delivery_id: str, hook_id: str, error: str) -> None:
+        dead = await self._store.deliveries.note_failure(
+            delivery_id,
+            hook_id,
+            error,
+            now=self._clock(),
+            max_attempts=self._max_route_attempts,
+        )
+        if dead:
+            log.error(
+                "route.dead_lettered",
+                delivery=delivery_id,
+                attempts=self._max_route_attempts,
+                error=error[:500],
+            )
+
     async def _stored_event(
         self, delivery_id: str, hook_id: str
     ) -> tuple[Event | Ignored | None, IssueState | Literal[Unread.UNREAD] | None]:
@@ -110,6 +130,9 @@ class JobHandler:
             return None, UNREAD
         if row.routed_at is not None:
             # A duplicate job: the phases it started recover through the sweeper.
+            return None, UNREAD
+        if row.dead_at is not None:  # dead-lettered: never retried automatically
+            log.warning("route.dead_letter_skipped", delivery=delivery_id)
             return None, UNREAD
         if row.parsed is not None:
             return row.parsed, row.state

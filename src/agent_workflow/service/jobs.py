@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from agent_workflow.core.model import Phase
-from agent_workflow.queue.protocol import safe_job_id
+from agent_workflow.queue.protocol import MAX_JOB_ID_LENGTH, safe_job_id
 
 ROUTE = "route"
 PHASE = "phase"
 
 
 def route_job(delivery_id: str, hook_id: str) -> tuple[str, dict[str, Any]]:
-    """Route a stored delivery. The job id is the delivery id (BullMQ dedups on it)."""
+    """Route a stored delivery. The job id is derived from (delivery, hook): BullMQ dedups on it.
+
+    Readable ids (a GitHub GUID and hook id) are kept as they are; anything that would
+    not fit a job id (a long id stored before the ingress refused them) gets `%H` and
+    the SHA-256 of the pair, so no stored row can ever make a valid job id impossible.
+    `%H` never comes out of `safe_job_id`'s escaping, so the two forms cannot collide.
+    """
+    data = {"kind": ROUTE, "delivery_id": delivery_id, "hook_id": hook_id}
     raw = delivery_id if not hook_id else f"{delivery_id}.{hook_id}"
-    return safe_job_id(raw), {"kind": ROUTE, "delivery_id": delivery_id, "hook_id": hook_id}
+    if raw and len(raw) * 3 <= MAX_JOB_ID_LENGTH:  # `%`/`:` escape to three characters
+        return safe_job_id(raw), data
+    digest = hashlib.sha256(f"{len(delivery_id)}:{delivery_id}.{hook_id}".encode()).hexdigest()
+    return f"%H{digest}", data
 
 
 def phase_job(task_id: int, phase: Phase, fence: int) -> tuple[str, dict[str, Any]]:

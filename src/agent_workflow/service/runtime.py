@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from agent_workflow.config import Settings
 from agent_workflow.core import clock
-from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
 from agent_workflow.core.ports import Agent, Forge
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
@@ -75,6 +75,7 @@ async def open_runtime(
     """Open the store, forge and queue (BullMQ when `AW_REDIS_URL` is set, else embedded)."""
     if settings.redis_url is not None:
         await _check_redis(settings.redis_url)  # before any state changes
+    marker_key = settings.marker_key()  # before any state changes, like the Redis check
     async with AsyncExitStack() as stack:
         store = await connect(settings.database_url)
         stack.push_async_callback(store.close)
@@ -83,6 +84,7 @@ async def open_runtime(
 
             forge = await stack.enter_async_context(github_forge(settings))
         agent = agent or build_agent(settings)
+        own_login = await own_identity(settings, forge)
         core = build_core(
             store,
             forge,
@@ -95,12 +97,19 @@ async def open_runtime(
                 task_budget_usd=settings.task_budget_usd,
             ),
             clock=clock.now,
-            own_login=settings.bot_login,
+            own_login=own_login,
+            marker_secret=marker_key,
             uncertain_backoff_s=settings.uncertain_backoff_s,
             permission_ttl_s=settings.permission_ttl_s,
         )
         triggers = triggers_from(settings)
-        handler = JobHandler(store, core.router, clock.now, triggers=triggers)
+        handler = JobHandler(
+            store,
+            core.router,
+            clock.now,
+            triggers=triggers,
+            max_route_attempts=settings.max_route_attempts,
+        )
         queue = await _open_queue(settings, handler)
         stack.push_async_callback(queue.close)
         sweeper = Sweeper(
@@ -111,6 +120,19 @@ async def open_runtime(
             interval_s=settings.sweep_interval_s,
         )
         yield Runtime(settings, triggers, store, forge, agent, core, handler, queue, sweeper)
+
+
+async def own_identity(settings: Settings, forge: Forge) -> str:
+    """`AW_BOT_LOGIN`, else the login our credentials act as (`GET /user`; `GET /app` for
+    an App). Without it the ledger could not tell our comments from anyone's: refuse to start."""
+    if settings.bot_login:
+        return settings.bot_login
+    try:
+        return await forge.whoami()
+    except (ForgeError, UncertainOutcome) as exc:
+        raise ConfigError(
+            f"cannot learn our GitHub identity ({exc}); set AW_BOT_LOGIN to our login"
+        ) from exc
 
 
 async def _open_queue(settings: Settings, handler: JobHandler) -> JobQueue:

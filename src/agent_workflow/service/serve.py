@@ -60,6 +60,7 @@ async def serve(
                 secret=secret,
                 max_body_bytes=settings.webhook_max_body_bytes,
                 triggers=rt.triggers,
+                body_timeout_s=settings.webhook_body_timeout_s,
             )
             server = QuietServer(
                 uvicorn.Config(
@@ -68,13 +69,27 @@ async def serve(
                     log_level="warning",
                     lifespan="off",
                     access_log=False,
+                    # Hostile input: past this many connections uvicorn answers 503 at
+                    # once; a slow body is cut off by the ingress's read deadline and an
+                    # idle keep-alive connection after uvicorn's 5 s default.
+                    limit_concurrency=settings.max_connections,
                 )
             )
             embedded = settings.redis_url is None
             if embedded:
                 # Unrouted deliveries, expired leases and outstanding effects of the last run.
-                counts = await rt.sweeper.run_once(grace_s=0)
-                log.info("serve.recovered", deliveries=counts.deliveries, phases=counts.phases)
+                # Never fatal: a failing recovery is logged and the periodic sweep retries.
+                try:
+                    counts = await rt.sweeper.run_once(grace_s=0)
+                except Exception:
+                    log.exception("serve.recovery_failed")
+                else:
+                    log.info(
+                        "serve.recovered",
+                        deliveries=counts.deliveries,
+                        phases=counts.phases,
+                        failed=counts.failed,
+                    )
             sweeping = asyncio.Event()  # set: the sweeper stops
             sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
             serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,7 @@ class Store:
         self.phases = PhaseRuns(self.db)
         self.effects = Effects(self.db)
 
-    def hold(self) -> Any:
+    def hold(self) -> AbstractAsyncContextManager[None]:
         """Use one connection for every statement of the current task (a job) in this block."""
         return self.db.hold()
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 
 from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import Event, Intent, IssueState
@@ -29,7 +29,13 @@ _THIS_DELIVERY = (  # (`p_` names: an UPDATE reserves the bare column names for 
 # A route job's one read: the delivery's parsed event and, joined on the issue it names,
 # that issue's task and phase runs — what the router's fast path decides from.
 _TO_ROUTE = (
-    select(deliveries.c.event, deliveries.c.routed_at, deliveries.c.parsed, *ISSUE_COLUMNS)
+    select(
+        deliveries.c.event,
+        deliveries.c.routed_at,
+        deliveries.c.dead_at,
+        deliveries.c.parsed,
+        *ISSUE_COLUMNS,
+    )
     .select_from(
         deliveries.outerjoin(
             tasks,
@@ -60,6 +66,8 @@ class Delivery:
     received_at: float
     routed_at: float | None
     route_attempts: int
+    last_error: str | None = None
+    dead_at: float | None = None  # set: dead-lettered, never retried automatically
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class ToRoute:
     # The issue's task and phases as read with the delivery (None: no task yet); only
     # meaningful with `parsed`.
     state: IssueState | None = None
+    dead_at: float | None = None  # set: dead-lettered, not to be routed automatically
 
 
 class Deliveries:
@@ -94,8 +103,13 @@ class Deliveries:
         payload: dict[str, Any],
         parsed: Event,
         now: float,
+        body_sha256: str | None = None,
     ) -> bool:
-        """Insert if absent. True when this call stored it (a duplicate returns False)."""
+        """Insert if absent. True when this call stored it (a duplicate returns False).
+
+        A duplicate is the same (delivery, hook) or the same `body_sha256` (the digest
+        of the raw body) under any delivery id: a replayed body is never stored twice.
+        """
         stmt = insert_ignore(
             self._db.dialect,
             deliveries,
@@ -106,6 +120,7 @@ class Deliveries:
             payload=payload,
             parsed=event_to_json(parsed),
             received_at=now,
+            body_sha256=body_sha256,
         ).returning(deliveries.c.id)
         async with self._db.begin() as conn:
             return (await conn.execute(stmt)).first() is not None
@@ -129,7 +144,7 @@ class Deliveries:
             return None
         row = rows[0]
         parsed = None if row["parsed"] is None else event_from_json(row["parsed"])
-        return ToRoute(row["event"], row["routed_at"], parsed, issue_state(rows))
+        return ToRoute(row["event"], row["routed_at"], parsed, issue_state(rows), row["dead_at"])
 
     async def payload(self, delivery_id: str, hook_id: str) -> dict[str, Any] | None:
         """The stored payload (only rows without a parsed event need it), or None."""
@@ -144,27 +159,64 @@ class Deliveries:
         """Record that routing finished (idempotent)."""
         await self._db.fetch(_MARK_ROUTED, p_delivery_id=delivery_id, p_hook_id=hook_id, p_now=now)
 
-    async def note_failure(self, delivery_id: str, hook_id: str, error: str) -> None:
-        """Count a failed routing attempt; the sweeper will try again."""
+    async def note_failure(
+        self, delivery_id: str, hook_id: str, error: str, *, now: float, max_attempts: int
+    ) -> bool:
+        """Count a failed routing attempt; True when it dead-letters the delivery.
+
+        The attempt that reaches `max_attempts` sets `dead_at` (once, in the same
+        statement): the sweeper never re-enqueues the row again. Otherwise the sweeper
+        will try again.
+        """
+        attempts = deliveries.c.route_attempts + 1
         stmt = (
             update(deliveries)
             .where(deliveries.c.delivery_id == delivery_id, deliveries.c.hook_id == hook_id)
-            .values(route_attempts=deliveries.c.route_attempts + 1, last_error=error[:2000])
+            .values(
+                route_attempts=attempts,
+                last_error=error[:2000],
+                dead_at=case(
+                    (deliveries.c.dead_at.is_not(None), deliveries.c.dead_at),
+                    (attempts >= max_attempts, now),
+                    else_=None,
+                ),
+            )
+            .returning(deliveries.c.dead_at)
         )
         async with self._db.begin() as conn:
-            await conn.execute(stmt)
+            row = (await conn.execute(stmt)).first()
+        return row is not None and row[0] is not None
 
     async def unrouted(self, received_before: float, limit: int = 100) -> list[Delivery]:
-        """Deliveries accepted but not routed yet, oldest first."""
+        """Deliveries accepted but not routed yet (dead letters excluded), oldest first."""
         stmt = (
             select(deliveries)
-            .where(deliveries.c.routed_at.is_(None), deliveries.c.received_at < received_before)
+            .where(
+                deliveries.c.routed_at.is_(None),
+                deliveries.c.dead_at.is_(None),
+                deliveries.c.received_at < received_before,
+            )
             .order_by(deliveries.c.received_at)
             .limit(limit)
         )
         async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_delivery(r) for r in rows]
+
+    async def dead_letters(self, limit: int = 5) -> tuple[int, list[Delivery]]:
+        """How many deliveries are dead-lettered, and the latest `limit` of them."""
+        dead = deliveries.c.dead_at.is_not(None)
+        count = select(func.count()).select_from(deliveries).where(dead)
+        latest = (
+            select(deliveries)
+            .where(dead)
+            .order_by(deliveries.c.dead_at.desc(), deliveries.c.id.desc())
+            .limit(limit)
+        )
+        async with self._db.connect() as conn:
+            total = (await conn.execute(count)).scalar_one()
+            rows = (await conn.execute(latest)).mappings().all()
+        return int(total), [_delivery(r) for r in rows]
 
 
 def event_to_json(event: Event) -> dict[str, Any]:
@@ -192,4 +244,6 @@ def _delivery(row: Any) -> Delivery:
         received_at=row["received_at"],
         routed_at=row["routed_at"],
         route_attempts=row["route_attempts"],
+        last_error=row["last_error"],
+        dead_at=row["dead_at"],
     )

@@ -43,7 +43,13 @@ deliveries = Table(
     Column("routed_at", Float, nullable=True),
     Column("route_attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
+    # SHA-256 of the raw body: a body already accepted is a duplicate whatever its
+    # delivery id (the signature covers only the body). NULL only in older rows.
+    Column("body_sha256", String(64), nullable=True),
+    # Set when routing failed `AW_MAX_ROUTE_ATTEMPTS` times: never retried automatically.
+    Column("dead_at", Float, nullable=True),
     UniqueConstraint("delivery_id", "hook_id", name="uq_deliveries_delivery"),
+    UniqueConstraint("body_sha256", name="uq_deliveries_body_sha256"),
 )
 Index("ix_deliveries_unrouted", deliveries.c.routed_at, deliveries.c.received_at)
 

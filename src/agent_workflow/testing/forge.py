@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from agent_workflow.core.errors import ForgeError, UncertainOutcome
 from agent_workflow.core.ports import Comment, Permission, PullRequest
 
-READS = frozenset({"list_comments", "find_pull_request", "permission"})
+READS = frozenset({"list_comments", "find_pull_request", "permission", "whoami"})
+BOT = "agent-workflow[bot]"
+"""The login the twin acts as (what `whoami` answers)."""
 
 
 @dataclass
@@ -22,6 +24,7 @@ class MemoryForge:
     """Recording twin of the `Forge` protocol."""
 
     permissions: dict[str, Permission] = field(default_factory=dict)
+    login: str = BOT  # who the twin's mutations are authored by
     default_permission: Permission = "write"
     comments: dict[tuple[str, int], list[Comment]] = field(
         default_factory=lambda: defaultdict(list)
@@ -58,7 +61,7 @@ class MemoryForge:
     async def create_comment(self, repo: str, issue_number: int, body: str) -> int:
         """Append a comment."""
         drop = self._mutate("create_comment")
-        comment = Comment(next(self._ids), body, "agent-workflow[bot]")
+        comment = Comment(next(self._ids), body, self.login)
         self.comments[(repo, issue_number)].append(comment)
         self.log.append(f"create_comment:{comment.id}")
         if drop:
@@ -89,7 +92,7 @@ class MemoryForge:
         existing = [p for p in self.pulls[repo] if p.head == head and p.state == "open"]
         if existing:
             return existing[0]
-        pr = PullRequest(number=next(self._ids), head=head)
+        pr = PullRequest(number=next(self._ids), head=head, author=self.login)
         self.pulls[repo].append(pr)
         self.log.append(f"open_pull_request:{head}")
         if drop:
@@ -112,6 +115,17 @@ class MemoryForge:
         self._fault("permission")
         return self.permissions.get(user, self.default_permission)
 
+    async def whoami(self) -> str:
+        """Our own login."""
+        self._fault("whoami")
+        return self.login
+
+    def post_as(self, author: str, repo: str, issue_number: int, body: str) -> int:
+        """A comment written by someone else (not a call of ours: neither counted nor logged)."""
+        comment = Comment(next(self._ids), body, author)
+        self.comments[(repo, issue_number)].append(comment)
+        return comment.id
+
     def bot_comments(self, repo: str, issue_number: int) -> list[Comment]:
-        """Comments on an issue (all are the bot's here)."""
-        return list(self.comments[(repo, issue_number)])
+        """Comments on an issue written by the twin's login."""
+        return [c for c in self.comments[(repo, issue_number)] if c.author == self.login]
