@@ -3,7 +3,9 @@
 A real `aw serve` child process (BullMQ mode: PostgreSQL inbox insert plus a
 BullMQ enqueue before the 202) receives signed `issue_comment.created`
 webhooks with `/approve` — a payload taken from the GitHub emulator, so it is
-stored and enqueued, not ignored — each with a fresh X-GitHub-Delivery id. No
+stored and enqueued, not ignored — each with its own X-GitHub-Delivery id and
+its own body (`aw serve` answers a body it has seen before "duplicate" whatever
+the delivery id, so the comment id differs, and with it the signature). No
 worker consumes the jobs. Every rate gets a fresh database, queue and `aw
 serve`; the first `--warmup` seconds of each are not counted.
 
@@ -59,6 +61,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from chaos.world import BOT, REPO, SECRET, USER
@@ -73,8 +76,8 @@ WEBHOOK_PATH = "/webhooks/github"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-async def sample_payload() -> tuple[str, bytes]:
-    """A real `issue_comment.created` body as the emulator sends it (no receiver listening)."""
+async def sample_payload() -> tuple[str, dict[str, Any]]:
+    """A real `issue_comment.created` payload as the emulator sends it (no receiver listening)."""
     async with EmulatorServer(
         webhook_url="http://127.0.0.1:9/unused", webhook_secret=SECRET
     ) as emu:
@@ -84,7 +87,7 @@ async def sample_payload() -> tuple[str, bytes]:
         acted = await emu.admin.comment(REPO, number, "/approve", user=USER)
         delivery = next(d for d in await emu.admin.deliveries() if d.id == acted.deliveries[0].id)
         assert delivery.payload is not None
-        return delivery.event, json.dumps(delivery.payload, separators=(",", ":")).encode()
+        return delivery.event, delivery.payload
 
 
 # --- the load generator ------------------------------------------------------------------
@@ -101,20 +104,34 @@ class Request:
     status: int = 0  # HTTP status; 0 = no answer yet, -1 = connection error, -2 = timeout
 
 
-def build_requests(port: int, event: str, body: bytes, count: int) -> list[Request]:
-    """`count` signed POSTs, each with its own delivery id, as the bytes to write."""
-    head = (
-        f"POST {WEBHOOK_PATH} HTTP/1.1\r\n"
-        f"host: 127.0.0.1:{port}\r\n"
-        "user-agent: GitHub-Hookshot/bench\r\n"
-        "content-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n"
-        f"x-github-event: {event}\r\n"
-        "x-github-hook-id: 1\r\n"
-        f"x-hub-signature-256: {sign(SECRET, body)}\r\n"
-        "x-github-delivery: "
-    ).encode()
-    return [Request(head + str(uuid.uuid4()).encode() + b"\r\n\r\n" + body) for _ in range(count)]
+def build_requests(port: int, event: str, payload: dict[str, Any], count: int) -> list[Request]:
+    """`count` signed POSTs as the bytes to write, each a delivery of its own.
+
+    `aw serve` takes a body it has seen before for a replay (200 duplicate, not
+    stored) whatever its delivery id, so each request also gets its own body: the
+    comment id differs, and with it the HMAC signature.
+    """
+    sentinel = 987654321987654321
+    template = json.loads(json.dumps(payload))
+    template["comment"]["id"] = sentinel
+    prefix, suffix = json.dumps(template, separators=(",", ":")).encode().split(b"%d" % sentinel)
+    base = time.time_ns() // 1000  # comment ids no earlier run used
+    requests = []
+    for i in range(count):
+        body = prefix + b"%d" % (base + i) + suffix
+        head = (
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\n"
+            f"host: 127.0.0.1:{port}\r\n"
+            "user-agent: GitHub-Hookshot/bench\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            f"x-github-event: {event}\r\n"
+            "x-github-hook-id: 1\r\n"
+            f"x-hub-signature-256: {sign(SECRET, body)}\r\n"
+            f"x-github-delivery: {uuid.uuid4()}\r\n\r\n"
+        )
+        requests.append(Request(head.encode() + body))
+    return requests
 
 
 class Connection(asyncio.Protocol):
@@ -383,7 +400,10 @@ async def wait_quiet(limit_pct: float, max_wait_s: float, seconds: int = 3) -> f
 
 
 def services_cpu() -> float:
-    """CPU seconds used so far by every `postgres` and `redis-server` process (they serve us)."""
+    """CPU seconds used so far by every live `postgres` and `redis-server` process.
+
+    A backend that exits takes its seconds along: a difference of two calls is a lower bound.
+    """
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -610,13 +630,15 @@ async def stub_serve() -> AsyncIterator[Served]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", STUB_SERVER, str(port), stdout=asyncio.subprocess.PIPE
     )
+    served = Served(port, proc.pid, "")
     try:
         assert proc.stdout is not None
         await proc.stdout.readline()
-        yield Served(port, proc.pid, "")
+        yield served
     finally:
         proc.terminate()
         await proc.wait()
+        served.counters = await pg_counters("")  # the checkpoints (neighbours' noise)
 
 
 @asynccontextmanager
@@ -653,14 +675,16 @@ async def aw_serve(workdir: Path, log_level: str) -> AsyncIterator[Served]:
             await bq.close()
 
 
-async def run_rate(args: argparse.Namespace, rate: float, event: str, body: bytes) -> RateResult:
+async def run_rate(
+    args: argparse.Namespace, rate: float, event: str, payload: dict[str, Any]
+) -> RateResult:
     """Fresh `aw serve`, warm-up + `seconds` of load at `rate`, the figures."""
     workdir = Path(tempfile.mkdtemp(prefix=f"aw-bench-latency-{rate:.0f}-"))
     server = stub_serve() if args.stub else aw_serve(workdir, args.log_level)
     async with server as served:
         pid = served.pid
         requests = build_requests(
-            served.port, event, body, int(rate * (args.warmup + args.seconds))
+            served.port, event, payload, int(rate * (args.warmup + args.seconds))
         )
         gen = LoadGenerator("127.0.0.1", served.port, args.max_connections, args.timeout)
         busy_before = await wait_quiet(args.quiet_pct, args.quiet_wait)
@@ -679,7 +703,7 @@ async def run_rate(args: argparse.Namespace, rate: float, event: str, body: byte
             gen.close()
             gc.unfreeze()
         samples.append(CpuSample.take(pid))
-        services = 100 * (services_cpu() - services0) / (samples[-1].wall - samples[0].wall)
+        services = max(0.0, services_cpu() - services0) * 100 / (samples[-1].wall - samples[0].wall)
     measured = requests[int(rate * args.warmup) :]
     result = summarize(rate, measured, gen, samples, log_levels(workdir / "serve.log"))
     if args.timeline:
@@ -695,9 +719,11 @@ async def run_rate(args: argparse.Namespace, rate: float, event: str, body: byte
     return result
 
 
-async def measure(args: argparse.Namespace, rate: float, event: str, body: bytes) -> bool:
+async def measure(
+    args: argparse.Namespace, rate: float, event: str, payload: dict[str, Any]
+) -> bool:
     """Run one rate (again while neighbours disturbed it), print it; True if p99 < threshold."""
-    result = await run_rate(args, rate, event, body)
+    result = await run_rate(args, rate, event, payload)
     for _ in range(args.retries):
         if result.other_cpu < args.quiet_pct and not result.checkpoints:
             break
@@ -706,7 +732,7 @@ async def measure(args: argparse.Namespace, rate: float, event: str, body: bytes
             f"{result.checkpoints} PostgreSQL checkpoints requested; again)"
         )
         print(f"    was: {result.summary()}", flush=True)
-        result = await run_rate(args, rate, event, body)
+        result = await run_rate(args, rate, event, payload)
     print(result.summary(), flush=True)
     print(result.detail(), flush=True)
     return not result.errors and result.pct(0.99) < args.threshold_ms
@@ -717,22 +743,23 @@ async def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}; load average before: {load}")
     server = "a trivial 202 server (--stub)" if args.stub else "aw serve in BullMQ mode"
     print(
-        f"{server}, log level {args.log_level}; {args.seconds:.0f} s per rate "
+        f"{server}, log level {args.log_level}; "
+        f"{args.seconds:.0f} s per rate "
         f"after {args.warmup:.0f} s warm-up; latency from each request's due time"
     )
-    event, body = await sample_payload()
+    event, payload = await sample_payload()
     if args.once:
-        await measure(args, args.rate, event, body)
+        await measure(args, args.rate, event, payload)
         return
     highest: float | None = None
     rate = args.rate
     # Up from --rate while p99 holds; if --rate itself fails, down until one holds.
-    while rate <= args.max_rate and await measure(args, rate, event, body):
+    while rate <= args.max_rate and await measure(args, rate, event, payload):
         highest = rate
         rate += args.step
     if highest is None:
         rate = args.rate - args.step
-        while rate > 0 and not await measure(args, rate, event, body):
+        while rate > 0 and not await measure(args, rate, event, payload):
             rate -= args.step
         highest = rate if rate > 0 else None
     elif rate > args.max_rate:

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
     scripted_jitter_s: float = 0.0
     scripted_seed: int = 0
 
+    # Agent confinement.
+    # The agent (Claude CLI or command) never inherits the worker's environment: it gets an
+    # allowlist (PATH, locale, the model's settings...) and a HOME of its own. Comma-separated
+    # names added to that allowlist; AW_*, GitHub tokens, database/Redis URLs are refused.
+    agent_env_allow: str = ""
+
+    # Repository safety.
+    # A workflow file runs in CI with the repository's secrets, so a branch the agent
+    # wrote that changes `.github/workflows/` is not pushed (the phase is blocked,
+    # naming the files) unless a person has decided this repository allows it.
+    allow_workflow_changes: bool = False
+
     # Leases, recovery, concurrency.
     # Keep the phase lease no longer than BullMQ's lock: when BullMQ hands a dead worker's
     # job to another (after lockDuration + stalledInterval), the lease has expired too and

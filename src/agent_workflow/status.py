@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_workflow.core.hooks import correlation_id
 from agent_workflow.store import Store
 
 
@@ -28,6 +29,7 @@ async def collect_status(store: Store, now: float) -> list[dict[str, Any]]:
                     "turns": run.turns,
                     "effects_done": run.effects_done,
                     "blocked_reason": run.blocked_reason,
+                    "correlation": correlation_id(run),  # what its public comment shows
                 }
             )
         effects = await store.effects.for_task(task.id)
@@ -39,7 +41,8 @@ async def collect_status(store: Store, now: float) -> list[dict[str, Any]]:
                 "pr_number": task.pr_number,
                 "phases": phases,
                 "effects_done": sum(1 for e in effects if e.status.value == "done"),
-                "effects_outstanding": [e.key for e in effects if e.status.value != "done"],
+                "effects_outstanding": [e.key for e in effects if e.status.value == "started"],
+                "effects_refused": [e.key for e in effects if e.status.value == "refused"],
             }
         )
     return out

@@ -11,6 +11,8 @@ does, and whether the mutation is applied:
   `retry_after` is None, the variant GitHub documents as "wait at least a minute").
 - `primary_rate_limit`: not applied; 403 with `x-ratelimit-remaining: 0` and
   `x-ratelimit-reset` `seconds` from now.
+- `refuse`: not applied; `status` (e.g. 422, 403 for a locked issue, 410) with a
+  GitHub-style JSON error: a definite refusal no resend can change.
 - `latency`: waits `seconds`, then serves the request normally (applied).
 - `timeout`: with `apply=True` the mutation is applied first, then the answer
   is held `seconds` (longer than the client waits) and sent to nobody; with
@@ -60,6 +62,7 @@ class FaultKind(StrEnum):
     SECONDARY_RATE_LIMIT = "secondary_rate_limit"
     PRIMARY_RATE_LIMIT = "primary_rate_limit"
     LATENCY = "latency"
+    REFUSE = "refuse"
     TIMEOUT = "timeout"
 
 
@@ -170,6 +173,9 @@ async def run_with_fault(rule: FaultRule, handler: Handler, sleep: Sleep) -> Res
             return _secondary(rule)
         case FaultKind.PRIMARY_RATE_LIMIT:
             return _primary(rule)
+        case FaultKind.REFUSE:
+            body = ApiError(rule.status, f"Refused (injected rule {rule.id})").body()
+            return JSONResponse(body, status_code=rule.status)
         case FaultKind.LATENCY:
             await sleep(rule.seconds)
             return await handler()

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from agent_workflow.core.effects import effect_key
-from agent_workflow.core.errors import ForgeError
 from agent_workflow.core.model import Intent, Phase, PhaseStatus
 from agent_workflow.core.neutralise import BODY_LIMIT, TITLE_LIMIT, TRUNCATED_NOTE, ZWSP
 from agent_workflow.core.ports import AgentRequest, AgentResult, Comment
@@ -249,7 +248,8 @@ async def test_ledger__someone_elses_pull_request_is_not_adopted(
     store: Store, clock: FakeClock, world: World, fault: str | None
 ) -> None:
     """A stranger's pull request from our branch is neither adopted by reconciliation
-    (after an uncertain POST) nor by the "already exists" answer: the phase fails loudly."""
+    (after an uncertain POST) nor by the "already exists" answer: the phase is `failed`
+    (terminal: GitHub's answer will not change) and one comment says so."""
     issue = world.issue
     core = make_core(store, clock, forge=world.forge, agent=ScriptedAgent())
     await core.router.route(event(Intent.START_PLAN, issue))
@@ -257,8 +257,12 @@ async def test_ledger__someone_elses_pull_request_is_not_adopted(
     if fault is not None:
         await world.fail_before_apply("open_pull_request")
 
-    with pytest.raises(ForgeError, match="not by us"):
-        await core.router.route(event(Intent.APPROVE, issue))
+    routed = await core.router.route(event(Intent.APPROVE, issue))
+
+    assert routed.status is PhaseStatus.FAILED
+    blocked = [c for c in await world.comments(issue) if c.body.startswith("**agent-blocked**")]
+    assert len(blocked) == 1
+    assert "GitHub refused an update" in blocked[0].body
 
     key = effect_key(REPO, issue, Phase.DELIVER, 1, "pull-request")
     assert (await effect_ids(store, issue))[key] is None

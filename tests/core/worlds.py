@@ -63,7 +63,7 @@ _EMULATOR_KINDS = {
     "drop_response": "drop_after_apply",
     "fail_before_apply": "error_502_before_apply",
 }
-_MEMORY_KINDS = {"drop_response": "drop", "fail_before_apply": "fail"}
+_MEMORY_KINDS = {"drop_response": "drop", "fail_before_apply": "fail", "refuse": "refuse"}
 #: "Until cleared" for the memory twin, whose fault queues are finite.
 _PERSISTENT = 1_000
 
@@ -133,6 +133,11 @@ class World:
 
     async def fail_before_apply(self, op: str, *, times: int | None = 1) -> None:
         """The next `times` `op`s (None: until cleared) answer 502 without being applied."""
+        raise NotImplementedError
+
+    async def refuse(self, op: str, status: int, *, times: int | None = None) -> None:
+        """The next `times` `op`s (None: until cleared) are refused definitely with
+        `status` (422 validation, 403 a locked issue, 410 a deleted one), not applied."""
         raise NotImplementedError
 
     async def slow_down(self, op: str, seconds: float) -> None:
@@ -219,6 +224,11 @@ class MemoryWorld(World):
     async def fail_before_apply(self, op: str, *, times: int | None = 1) -> None:
         self._inject(op, "fail_before_apply", _PERSISTENT if times is None else times)
 
+    async def refuse(self, op: str, status: int, *, times: int | None = None) -> None:
+        count = _PERSISTENT if times is None else times
+        self.memory.inject(op, f"refuse:{status}", count)
+        self._injected[(op, "refuse")] += count
+
     async def slow_down(self, op: str, seconds: float) -> None:
         real: Callable[..., Awaitable[Any]] = getattr(self.memory, op)
 
@@ -240,7 +250,10 @@ class MemoryWorld(World):
 
     def uncertain(self) -> int:
         # The twin reports an uncertain outcome exactly when a drop or fail fault fires.
-        return self._uncertain_before_reset + sum(self._fired_now().values())
+        fired = self._fired_now()
+        return self._uncertain_before_reset + sum(
+            n for key, n in fired.items() if not key.startswith("refuse ")
+        )
 
     async def another_forge(self) -> Forge:
         return self.memory  # one GitHub: every worker's calls land in the same twin
@@ -259,7 +272,9 @@ class MemoryWorld(World):
     def _pending(self) -> Counter[tuple[str, str]]:
         names = {v: k for k, v in _MEMORY_KINDS.items()}
         return Counter(
-            (op, names[kind]) for op, queue in self.memory.faults.items() for kind in queue
+            (op, names[kind.partition(":")[0]])
+            for op, queue in self.memory.faults.items()
+            for kind in queue
         )
 
 
@@ -317,6 +332,10 @@ class EmulatorWorld(World):
         method, path = FAULT_PATHS[op]
         kind = _EMULATOR_KINDS["fail_before_apply"]
         await self.emu.admin.add_fault(method, path, kind, times=times)
+
+    async def refuse(self, op: str, status: int, *, times: int | None = None) -> None:
+        method, path = FAULT_PATHS[op]
+        await self.emu.admin.add_fault(method, path, "refuse", status=status, times=times)
 
     async def slow_down(self, op: str, seconds: float) -> None:
         method, path = FAULT_PATHS[op]

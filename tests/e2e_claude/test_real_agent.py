@@ -466,7 +466,9 @@ async def test_budget__turn_limit_blocks_with_one_comment_naming_it(
     comments = await world.bot_comments()
     assert len(comments) == 1, comments
     assert "agent-blocked" in comments[0].body
-    assert "turn limit 2 reached" in comments[0].body
+    # The comment names the class and the run; the raw reason stays in the database.
+    assert "the agent reported it is blocked" in comments[0].body
+    assert f"run-{run.id}.{run.attempt}" in comments[0].body
     assert await world.emu.admin.labels(REPO, world.issue) == [LABEL_BLOCKED]
     session = expected_session(task.id, Phase.PLAN)
     assert len(world.fake.recorder.fresh_starts(session)) == 1
@@ -492,7 +494,7 @@ async def test_budget__an_exhausted_task_budget_blocks_without_starting_the_cli(
     comments = await world.bot_comments()
     assert len(comments) == 1, comments
     assert "agent-blocked" in comments[0].body
-    assert "task budget exhausted" in comments[0].body
+    assert "budget exhausted" in comments[0].body
     assert await world.emu.admin.labels(REPO, world.issue) == [LABEL_BLOCKED]
 
 

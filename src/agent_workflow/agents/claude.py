@@ -17,9 +17,17 @@ the CLI's `total_cost_usd` restarts from the session's recorded cost when it
 resumes, and that part is subtracted (a run that was killed recorded none, so
 its spending is not reported by anyone).
 
-Environment: the CLI inherits this process's environment (so ANTHROPIC_API_KEY,
-ANTHROPIC_BASE_URL, CLAUDE_CONFIG_DIR, proxies... work as for the CLI itself),
-with `DEFAULT_CLI_ENV` and then `ClaudeConfig.env` on top.
+Environment: the CLI does NOT inherit this process's environment. It gets the
+allowlisted variables of `agent_env` (PATH, locale, the model's settings such as
+ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY, CLAUDE_CONFIG_DIR...), `ClaudeConfig.env_allow`,
+`HOME` = the agent home (`ClaudeConfig.home`, default `<workspace>/agent-home`),
+then `DEFAULT_CLI_ENV` and `ClaudeConfig.env`. No `AW_*`, GitHub token, database
+or Redis URL, SSH agent socket ever reaches it (nor the shell commands it runs).
+
+Repository settings: none are loaded (`setting_sources` empty), so the
+repository's `.claude/settings*.json` (hooks, `env`, permissions) and `.mcp.json`
+do nothing. Its `CLAUDE.md` / `AGENTS.md` are read here instead and put into the
+prompt between delimiters marking them as untrusted repository text (`prompts`).
 """
 
 from __future__ import annotations
@@ -28,12 +36,13 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from claude_agent_sdk import ClaudeAgentOptions
 from claude_agent_sdk.types import SettingSource
 
-from agent_workflow.agents import transcripts
+from agent_workflow.agents import agent_env, prompts, transcripts
 from agent_workflow.agents.claude_cli import run_cli
 from agent_workflow.agents.claude_result import Budget, RunLog, to_result
 from agent_workflow.agents.claude_tools import guard_hooks, policy_for
@@ -80,11 +89,20 @@ class ClaudeConfig:
 
     limits: Mapping[Phase, PhaseLimits] = field(default_factory=lambda: DEFAULT_LIMITS)
     model: str | None = None  # None: the CLI's default model
-    env: Mapping[str, str] = field(default_factory=dict)  # over os.environ and DEFAULT_CLI_ENV
+    # Explicit values, over the allowlisted environment and DEFAULT_CLI_ENV.
+    env: Mapping[str, str] = field(default_factory=dict)
+    # More names the CLI may take from this process's environment (AW_AGENT_ENV_ALLOW).
+    env_allow: tuple[str, ...] = ()
+    home: Path | None = None  # the CLI's HOME; None: `<workspace root>/agent-home`
     cli_path: str | None = None  # None: the CLI bundled with claude-agent-sdk
     allow_shell: bool = True  # deliver/compound may run Bash (not confined to the checkout)
-    # Which settings the CLI loads: "project" = the repository's CLAUDE.md and .claude/.
-    setting_sources: tuple[SettingSource, ...] = ("project",)
+    # Which settings the CLI loads: none. "project"/"local" would run the repository's
+    # own `.claude/settings*.json` hooks and `env` in the worker, "user" the agent home's.
+    setting_sources: tuple[SettingSource, ...] = ()
+
+    def __post_init__(self) -> None:
+        agent_env.check_names(self.env_allow, "ClaudeConfig.env_allow")
+        agent_env.check_names(self.env, "ClaudeConfig.env")
 
 
 class ClaudeAgent:
@@ -107,8 +125,13 @@ class ClaudeAgent:
 
     # -- one session -------------------------------------------------------------------
 
-    def _env(self) -> dict[str, str]:
-        return {**DEFAULT_CLI_ENV, **self._config.env}
+    def _home(self) -> Path:
+        home = self._config.home or self._workspace.root / agent_env.AGENT_HOME_DIRNAME
+        return agent_env.prepare_home(home)
+
+    def _env(self, home: Path) -> dict[str, str]:
+        explicit = {**DEFAULT_CLI_ENV, **self._config.env}
+        return agent_env.build(home, explicit=explicit, allow=self._config.env_allow)
 
     def _budget(self, request: AgentRequest) -> Budget:
         limits = self._config.limits.get(request.phase, PhaseLimits())
@@ -127,7 +150,10 @@ class ClaudeAgent:
                 session_id=request.session_id,
                 terminal_reason="budget_exhausted",
             )
-        env = self._env()
+        home = await asyncio.to_thread(self._home)
+        env = self._env(home)
+        guidance = await asyncio.to_thread(prompts.repository_guidance, work.cwd)
+        work = dataclasses.replace(work, prompt=prompts.with_guidance(work.prompt, guidance))
         config_dir = transcripts.config_dir(env)
         found = await asyncio.to_thread(
             transcripts.resumable_transcript, config_dir, request.session_id

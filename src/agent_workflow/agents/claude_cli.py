@@ -5,12 +5,19 @@ the CLI to finish on its own (seconds, mid-turn) and can be cut short by the
 cancellation itself. The transport here stops the CLI at once instead (SIGTERM,
 then the SDK's escalation to SIGKILL), so a worker that loses its lease leaves
 no CLI behind.
+
+Environment: the SDK starts the CLI with this process's environment under
+`options.env`, so the transport also unsets every variable of this process
+that `options.env` does not name (`env -u NAME ...`: names on the command
+line, never values). The CLI sees `options.env` (built from the allowlist in
+`agent_env`) and the few variables the SDK sets itself, nothing of the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 from collections.abc import AsyncGenerator
@@ -34,13 +41,36 @@ from agent_workflow.agents.claude_result import RunLog
 # takeover's resume of the same session (G2). On Linux, `setpriv --pdeathsig` has the
 # kernel kill the CLI when its parent dies, however it dies.
 _SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+_ENV = shutil.which("env")
+
+# What the SDK itself sets for the CLI after merging the environments (kept, not unset).
+_SDK_SET = frozenset(
+    {
+        "PWD",
+        "CLAUDE_CODE_ENTRYPOINT",
+        "CLAUDE_AGENT_SDK_VERSION",
+        "CLAUDE_AGENT_SDK_CLIENT_APP",
+        "CLAUDE_AGENT_SDK_DERIVED_CLIENT_APP",
+        "CLAUDE_CODE_SDK_READS_SESSION_STATE",
+        "CLAUDE_CODE_ENABLE_SDK_FILE_CHECKPOINTING",
+    }
+)
+
+
+def unset_worker_env(options_env: dict[str, str]) -> list[str]:
+    """`env -u NAME ... --`: drops every variable of this process that `options_env` lacks."""
+    if _ENV is None:
+        raise RuntimeError("no `env` program: cannot keep the worker's environment from the CLI")
+    drop = sorted(k for k in os.environ if k not in options_env and k not in _SDK_SET)
+    return [_ENV, *(a for name in drop for a in ("-u", name)), "--"]
 
 
 class _StoppableTransport(SubprocessCLITransport):
     """The SDK's subprocess transport: the CLI dies with its worker, and stops on cancel."""
 
     def _build_command(self) -> list[str]:
-        command: list[str] = super()._build_command()
+        # Built in `connect` right before the SDK reads os.environ (no await between).
+        command = [*unset_worker_env(self._options.env), *super()._build_command()]
         if _SETPRIV is None:
             return command
         return [_SETPRIV, "--pdeathsig", "KILL", "--", *command]

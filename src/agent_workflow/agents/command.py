@@ -7,8 +7,12 @@ the program's stdin, unless an argument contains a placeholder:
     {prompt_file}  replaced by the path of a file holding the prompt
 
 The program runs in the phase's checkout (the same worktrees, commits and
-pushes as the Claude agent: see `phase_work`) with these variables added to
-the environment:
+pushes as the Claude agent: see `phase_work`). Its environment is NOT the
+worker's: it is built from the allowlist of `agent_env` (PATH, locale, the
+model's settings...), `CommandConfig.env_allow`, `HOME` = the agent home
+(`CommandConfig.home`, default `<workspace root>/agent-home`) and
+`CommandConfig.env`, never `AW_*` settings, GitHub tokens, database or Redis
+URLs. These variables describing the run are added:
 
     AW_SESSION_ID AW_PHASE AW_ATTEMPT AW_RESUME (1/0) AW_TASK_ID AW_REPO
     AW_ISSUE_NUMBER AW_BRANCH AW_DEFAULT_BRANCH AW_WORKTREE
@@ -35,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_workflow.agents import agent_env
 from agent_workflow.agents.blocked import blocked_reason
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
@@ -53,9 +58,16 @@ class CommandConfig:
     """The program to run and how long it may take."""
 
     command: str
-    env: Mapping[str, str] = field(default_factory=dict)  # over os.environ
+    env: Mapping[str, str] = field(default_factory=dict)  # over the allowlisted environment
     timeout_s: float | None = None  # None: as long as it takes (the lease still bounds it)
     kill_grace_s: float = 5.0  # between SIGTERM and SIGKILL
+    # More names the program may take from this process's environment (AW_AGENT_ENV_ALLOW).
+    env_allow: tuple[str, ...] = ()
+    home: Path | None = None  # the program's HOME; None: `<workspace root>/agent-home`
+
+    def __post_init__(self) -> None:
+        agent_env.check_names(self.env_allow, "CommandConfig.env_allow")
+        agent_env.check_names(self.env, "CommandConfig.env")
 
 
 def session_env(work: PhaseWork) -> dict[str, str]:
@@ -98,7 +110,10 @@ class CommandAgent:
             prompt_file = Path(tmp) / "prompt.md"
             await asyncio.to_thread(prompt_file.write_text, work.prompt, encoding="utf-8")
             argv, on_stdin = _argv(self._config.command, work.prompt, prompt_file)
-            env = {**os.environ, **self._config.env, **session_env(work)}
+            home = self._config.home or self._workspace.root / agent_env.AGENT_HOME_DIRNAME
+            await asyncio.to_thread(agent_env.prepare_home, home)
+            env = agent_env.build(home, explicit=self._config.env, allow=self._config.env_allow)
+            env.update(session_env(work))
             code, out, err = await self._execute(
                 argv, work.cwd, env, work.prompt if on_stdin else None
             )

@@ -2,10 +2,14 @@
 
 The agent is asked to write both; these helpers make sure they exist
 whatever it did, so the compound branch always carries the lesson.
+
+The worktree is the agent's: any path in it may be a symlink it planted. These
+writes land only inside the worktree (`UnsafePath` otherwise).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -23,6 +27,29 @@ POINTER = (
 )
 
 _SLUG_MAX = 48
+
+
+class UnsafePath(ValueError):
+    """A path the compound phase would write leads out of the worktree (through a symlink)."""
+
+
+def _inside(root: Path, rel_path: str) -> Path:
+    """`root / rel_path` with every symlink resolved; `UnsafePath` when it is not under `root`."""
+    base = root.resolve()
+    target = (base / rel_path).resolve()
+    if base not in target.parents:
+        raise UnsafePath(f"{rel_path} leads out of the worktree")
+    return target
+
+
+def _write(root: Path, rel_path: str, text: str) -> None:
+    """Write `text` to `rel_path` under `root`, never through a symlink out of it."""
+    target = _inside(root, rel_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target = _inside(root, rel_path)  # a directory made above is still inside
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def compound_branch(request: AgentRequest) -> str:
@@ -44,24 +71,22 @@ def solution_path(request: AgentRequest) -> str:
 
 def write_fallback_solution(root: Path, rel_path: str, request: AgentRequest, summary: str) -> None:
     """Write the solution note from the agent's final summary (when it wrote none itself)."""
-    target = root / rel_path
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = (
         f"# #{request.issue_number}: {request.title}\n\n"
         f"{summary.strip() or 'The pull request for this issue was merged.'}\n"
     )
     if request.plan.strip():
         text += f"\n## The plan that was followed\n\n{request.plan.strip()}\n"
-    target.write_text(text, encoding="utf-8")
+    _write(root, rel_path, text)
 
 
 def ensure_pointer(root: Path) -> bool:
     """Make CLAUDE.md mention `docs/solutions/` (creating the file if needed); True if changed."""
-    target = root / CLAUDE_MD
+    target = _inside(root, CLAUDE_MD)
     current = target.read_text(encoding="utf-8") if target.is_file() else ""
     if f"{SOLUTIONS_DIR}/" in current:
         return False
     if current and not current.endswith("\n"):
         current += "\n"
-    target.write_text(current + POINTER if current else POINTER.lstrip("\n"), encoding="utf-8")
+    _write(root, CLAUDE_MD, current + POINTER if current else POINTER.lstrip("\n"))
     return True

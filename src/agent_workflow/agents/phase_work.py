@@ -11,7 +11,11 @@ same way; only the part in the middle differs, and it gets a `PhaseWork`:
   nothing becomes BLOCKED.
 - compound: a worktree on `<branch>-compound` from the merged default branch;
   on SUCCESS the solution note and the CLAUDE.md pointer are made sure of,
-  committed and pushed.
+  committed and pushed. Those writes never follow a symlink out of the worktree
+  (the phase is BLOCKED instead).
+- a push whose commits change `.github/workflows/` is refused unless
+  `AW_ALLOW_WORKFLOW_CHANGES` (`Workspace.allow_workflow_changes`): nothing is
+  pushed and the phase is BLOCKED, naming the files.
 
 Worktrees: once the attempt has ended for good (SUCCESS or BLOCKED, after the
 push) its worktree and local branch are released (`Workspace.release`). After
@@ -49,7 +53,7 @@ from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.workspace.git import GitError
 from agent_workflow.workspace.limiter import RunLimiter
-from agent_workflow.workspace.workspace import Workspace, Worktree
+from agent_workflow.workspace.workspace import WorkflowChangesRefused, Workspace, Worktree
 
 log = structlog.get_logger(__name__)
 
@@ -187,10 +191,17 @@ async def _commit_and_push(
     return {"branch": worktree.branch or "", "head_sha": head, "base_branch": worktree.base_branch}
 
 
+def _blocked(result: AgentResult, reason: str) -> AgentResult:
+    return dataclasses.replace(result, outcome=Outcome.BLOCKED, reason=reason)
+
+
 async def _finish_deliver(
     workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
 ) -> AgentResult:
-    pushed = await _commit_and_push(workspace, worktree, request, result)
+    try:
+        pushed = await _commit_and_push(workspace, worktree, request, result)
+    except WorkflowChangesRefused as exc:
+        return _blocked(result, str(exc))
     if pushed is None:
         if result.outcome is Outcome.SUCCESS:
             reason = "the agent finished without changing anything"
@@ -207,14 +218,17 @@ async def _finish_compound(
     wanted = compound.solution_path(request)
     changed = await workspace.changed_paths(worktree)
     notes = [p for p in changed if p.startswith(f"{compound.SOLUTIONS_DIR}/")]
-    if not notes:
-        if not await asyncio.to_thread((worktree.path / wanted).exists):
-            await asyncio.to_thread(
-                compound.write_fallback_solution, worktree.path, wanted, request, result.text
-            )
-        notes = [wanted]
-    await asyncio.to_thread(compound.ensure_pointer, worktree.path)
-    pushed = await _commit_and_push(workspace, worktree, request, result)
+    try:
+        if not notes:
+            if not await asyncio.to_thread((worktree.path / wanted).exists):
+                await asyncio.to_thread(
+                    compound.write_fallback_solution, worktree.path, wanted, request, result.text
+                )
+            notes = [wanted]
+        await asyncio.to_thread(compound.ensure_pointer, worktree.path)
+        pushed = await _commit_and_push(workspace, worktree, request, result)
+    except (compound.UnsafePath, WorkflowChangesRefused) as exc:
+        return _blocked(result, str(exc))
     if pushed is None:  # everything was already on the base branch
         return result
     solution = wanted if wanted in notes else sorted(notes)[0]

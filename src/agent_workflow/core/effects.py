@@ -87,10 +87,12 @@ class Effect:
 
 
 class EffectStatus(StrEnum):
-    """`started`: the request may have been sent. `done`: it was, and we know the result."""
+    """`started`: the request may have been sent. `done`: it was, and we know the result.
+    `refused`: the forge refused it definitely (`EffectRefused`); it is never sent again."""
 
     STARTED = "started"
     DONE = "done"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ in the ledger and cost no forge call.
 
 Text that comes from the agent or the issue goes through `neutralise` before it is
 posted (DESIGN §9); only the lines we write ourselves (such as "Closes #N") do not.
+Nothing internal is published: a blocked/failed comment names a reason class and a
+correlation id (`correlation_id`); the raw reason (stderr, exception text, paths, URLs)
+stays in `phase_runs.blocked_reason` and the logs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ LABEL_PLANNED = "agent-planned"
 LABEL_DELIVERED = "agent-delivered"
 LABEL_DONE = "agent-done"
 LABEL_BLOCKED = "agent-blocked"
+#: How the runner's stored reason starts when GitHub refused one of the phase's effects.
+REFUSED_PREFIX = "github refused"
 
 
 @dataclass
@@ -102,6 +107,10 @@ class HookContext:
         # A begun row is used once: after this call it is out of date.
         return await self.ledger.perform(effect, self.scope, self._rows.pop(effect.key, None))
 
+    def unperformed(self) -> list[str]:
+        """Keys of effects begun here and not performed (a refusal stopped the hook)."""
+        return list(self._rows)
+
     async def perform_all(self, *effects: Effect) -> None:
         """Begin the effects together, then perform them in order."""
         await self.begin(*effects)
@@ -179,15 +188,34 @@ async def _pr_number(ctx: HookContext, pull: Effect) -> int:
     return int(number)
 
 
+def correlation_id(run: PhaseRun) -> str:
+    """The id a public comment carries and the logs are keyed by: run id and attempt."""
+    return f"run-{run.id}.{run.attempt}"
+
+
+def reason_class(run: PhaseRun) -> str:
+    """The public class of why a run is blocked or failed (never the raw reason)."""
+    reason = (run.blocked_reason or "").lower()
+    if reason.startswith(REFUSED_PREFIX):
+        return "GitHub refused an update"
+    if "budget exhausted" in reason:
+        return "budget exhausted"
+    if run.status is PhaseStatus.FAILED:
+        return "the agent kept failing"
+    return "the agent reported it is blocked"
+
+
 async def on_phase_blocked(ctx: HookContext) -> None:
-    """One `agent-blocked` comment for this attempt, with the reason; label `agent-blocked`."""
-    reason = neutralise(ctx.run.blocked_reason or "") or "no reason given"
-    verb = "failed" if ctx.run.status is PhaseStatus.FAILED else "is blocked"
+    """One `agent-blocked` comment for this attempt (reason class and correlation id, never
+    the raw reason); label `agent-blocked`."""
+    run = ctx.run
+    verb = "failed" if run.status is PhaseStatus.FAILED else "is blocked"
     await ctx.perform_all(
         ctx.comment(
             "blocked-comment",
-            f"**agent-blocked**: the {ctx.run.phase} phase {verb} (attempt {ctx.run.attempt}).\n\n"
-            f"Reason: {reason}\n\nComment `/retry` to start a new attempt.",
+            f"**agent-blocked**: the {run.phase} phase {verb} (attempt {run.attempt}).\n\n"
+            f"Reason: {reason_class(run)}. Reference: `{correlation_id(run)}` (the details "
+            "are in the service's logs).\n\nComment `/retry` to start a new attempt.",
         ),
         ctx.add_label("blocked-label", LABEL_BLOCKED),
     )

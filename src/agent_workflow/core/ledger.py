@@ -4,7 +4,9 @@ DESIGN §5, as recovery points:
   1. insert the effect `started` (fenced) — or find it;
   2. `done` → skip, no forge call;
   3. `started` by an earlier attempt → uncertain: reconcile (marker / PR by head) and adopt;
-  4. perform, then record `done` with the external id (fenced).
+  4. perform, then record `done` with the external id (fenced);
+  5. refused definitely by the forge (`EffectRefused`: a 4xx no resend can fix) → record
+     `refused` (fenced) and raise; a `refused` row is never sent again (raised at once).
 
 The ledger trusts only itself (DESIGN §9): it adopts a comment only when our own
 identity wrote it and it ends with the effect's marker signed under our secret, and a
@@ -28,7 +30,7 @@ from agent_workflow.core.effects import (
     EffectStatus,
     Markers,
 )
-from agent_workflow.core.errors import ForgeError, UncertainOutcome
+from agent_workflow.core.errors import EffectRefused, UncertainOutcome
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Guard
 from agent_workflow.core.neutralise import BODY_LIMIT, cap_body, cap_title
@@ -101,7 +103,18 @@ class Ledger:
             row = (await self.begin([effect], scope))[effect.key]
         if row.status is EffectStatus.DONE:
             return row.external_id
-        uncertain = not row.fresh  # an earlier attempt may have sent it
+        if row.status is EffectStatus.REFUSED:  # terminal: no request, ever again
+            raise EffectRefused(f"effect {effect.key} was refused earlier", status=0)
+        try:
+            return await self._perform(effect, scope, uncertain=not row.fresh)
+        except EffectRefused as exc:
+            # The raw answer (URL, GitHub's text) goes to the log only, never to a comment.
+            log.warning("effect.refused", key=effect.key, status=exc.status, error=str(exc))
+            await self._effects.mark_refused(effect.key, scope.guard, self._clock())
+            raise
+
+    async def _perform(self, effect: Effect, scope: Scope, *, uncertain: bool) -> str | None:
+        """Steps 3–4: reconcile an uncertain effect, else send it (a few rounds)."""
         for round_ in range(1, UNCERTAIN_ROUNDS + 1):
             if uncertain:
                 found = await self._reconcile(effect)
@@ -146,9 +159,10 @@ class Ledger:
                     body=self._body(effect),
                 )
                 if not self._ours(pr.author):  # the forge adopted someone else's PR (422)
-                    raise ForgeError(
+                    raise EffectRefused(
                         f"pull request #{pr.number} from {effect.head!r} was opened by "
-                        f"{pr.author!r}, not by us: not adopting it"
+                        f"{pr.author!r}, not by us: not adopting it",
+                        status=422,
                     )
                 return str(pr.number)
             case _:  # pragma: no cover - a new kind without a branch is a loud bug

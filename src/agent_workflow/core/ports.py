@@ -229,6 +229,11 @@ class PhaseStore(Protocol):
         """All effects are done: release the lease. `LeaseLost` if stale."""
         ...
 
+    async def refused(self, guard: Guard, reason: str, now: float) -> PhaseRun:
+        """A finished run's effect was refused: the run becomes `failed` with `reason`,
+        its effects still outstanding (the failure's own). `LeaseLost` if stale."""
+        ...
+
     async def release(self, guard: Guard, now: float) -> bool:
         """Give the lease up early (graceful shutdown)."""
         ...
@@ -251,6 +256,10 @@ class EffectStore(Protocol):
         self, key: str, external_id: str | None, guard: Guard | None, now: float
     ) -> None:
         """Record the effect done with its external id. `LeaseLost` if stale."""
+        ...
+
+    async def mark_refused(self, key: str, guard: Guard | None, now: float) -> None:
+        """Record the effect refused by the forge (terminal). `LeaseLost` if stale."""
         ...
 
 

@@ -7,6 +7,7 @@ event finds the phase already claimed, complete, or re-entered at its recovery p
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Literal
@@ -14,7 +15,7 @@ from typing import Literal
 import structlog
 
 from agent_workflow.core.effects import HINT_PREFIX, Effect, EffectKind, effect_key
-from agent_workflow.core.errors import PhaseBusy
+from agent_workflow.core.errors import EffectRefused, PhaseBusy
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import (
     Event,
@@ -186,7 +187,8 @@ class Router:
         key = effect_key(task.repo, task.issue_number, Phase.PLAN, plan_attempt, name)
         body = "The plan is not ready yet; comment `/approve` again once it has been posted."
         effect = Effect(key, EffectKind.COMMENT, task.repo, task.issue_number, body=body)
-        await self._ledger.perform(effect, Scope(task.id, Phase.PLAN.value, plan_attempt, None))
+        with contextlib.suppress(EffectRefused):  # a hint the issue refuses is dropped (logged)
+            await self._ledger.perform(effect, Scope(task.id, Phase.PLAN.value, plan_attempt, None))
 
     async def _merged(self, event: Event, state: IssueState | None) -> Routed:
         if state is None:

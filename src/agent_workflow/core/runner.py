@@ -20,8 +20,8 @@ from typing import TypeVar
 
 import structlog
 
-from agent_workflow.core.errors import LeaseLost
-from agent_workflow.core.hooks import HookContext, run_hooks
+from agent_workflow.core.errors import EffectRefused, LeaseLost
+from agent_workflow.core.hooks import REFUSED_PREFIX, HookContext, correlation_id, run_hooks
 from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
@@ -236,14 +236,59 @@ class PhaseRunner:
         async def set_pr_number(number: int) -> None:
             await self._store.tasks.set_pr_number(task.id, number, self._clock())
 
+        if run.status is not PhaseStatus.COMPLETE:
+            log.warning(
+                "phase.blocked",
+                task=task.id,
+                phase=run.phase,
+                status=run.status,
+                correlation=correlation_id(run),
+                reason=run.blocked_reason,
+            )
         ctx = HookContext(task, run, self._ledger, scope, set_pr_number)
         try:
-            await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))
+            try:
+                await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))
+            except EffectRefused as exc:
+                run = await self._refused(ctx, exc)
             await self._store.phases.effects_finished(run.guard, self._clock())
         except LeaseLost:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
             return Execution(Executed.LEASE_LOST, run.status)
         return Execution(Executed.SETTLED, run.status)
+
+    async def _refused(self, ctx: HookContext, exc: EffectRefused) -> PhaseRun:
+        """GitHub refused an effect for good: a completed run becomes `failed` and its
+        failure hook runs once; a refused failure hook (the issue takes no comments) is
+        given up. Either way the phase settles: nothing refused is ever sent again.
+        """
+        run = ctx.run
+        await self._abandon(ctx)
+        log.warning(
+            "effects.refused",
+            task=ctx.task.id,
+            phase=run.phase,
+            status=exc.status,
+            correlation=correlation_id(run),
+            error=str(exc),
+        )
+        if run.status is not PhaseStatus.COMPLETE:
+            return run  # its failure hook was refused: settle without it
+        reason = f"{REFUSED_PREFIX} ({exc.status} {exc.reason_class}): {exc}"
+        failed = await self._store.phases.refused(run.guard, reason, self._clock())
+        failure = replace(ctx, run=failed, _rows={})
+        try:
+            await self._under_lease(failed.guard, _lease_until(failed), run_hooks(failure))
+        except EffectRefused as again:
+            await self._abandon(failure)
+            log.warning("effects.refused", correlation=correlation_id(failed), error=str(again))
+        return failed
+
+    async def _abandon(self, ctx: HookContext) -> None:
+        """The effects a refusal kept from being sent are given up (`refused`), not left
+        `started` as if their requests might have gone out: they never will."""
+        for key in ctx.unperformed():
+            await self._store.effects.mark_refused(key, ctx.scope.guard, self._clock())
 
     # -- the lease ---------------------------------------------------------------
 

@@ -7,6 +7,10 @@
 | rate limited (403/429, see ratelimits) | wait, resend        | wait, resend (it was not applied)|
 | 401 with an App installation token     | re-mint once, resend| re-mint once, resend             |
 | other answers                          | returned to caller  | returned to caller               |
+
+An error answer the caller raises is classified by `GitHubApiError.from_response`: a
+definite refusal that no resend can fix (400, 403 not a rate limit, 404, 410, 422) is a
+`GitHubRefusal`, an `EffectRefused`: terminal for the effect that sent it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from typing import Any, Literal, Protocol
 import httpx
 
 from agent_workflow import __version__
-from agent_workflow.core.errors import ForgeError, RateLimited, UncertainOutcome
+from agent_workflow.core.errors import (
+    EffectRefused,
+    ForgeError,
+    RateLimited,
+    UncertainOutcome,
+    refusal_class,
+)
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
@@ -44,7 +54,7 @@ class GitHubApiError(ForgeError):
 
     def __init__(self, method: str, url: str, status: int, message: str, errors: Any = None):
         detail = f": {errors}" if errors else ""
-        super().__init__(f"{method} {url} → {status} {message}{detail}")
+        ForgeError.__init__(self, f"{method} {url} → {status} {message}{detail}")
         self.status = status
         self.message = message
         self.errors = errors
@@ -61,11 +71,28 @@ class GitHubApiError(ForgeError):
             message = str(body.get("message", message))
             errors = body.get("errors")
         request = response.request
-        return cls(request.method, str(request.url), response.status_code, message, errors)
+        status = response.status_code
+        # Only a repository's resource can refuse an effect; a refused credential (token
+        # minting, `/user`, `/app`) is the operator's to fix, not the effect's end.
+        refused = status in REFUSED_STATUSES and "/repos/" in request.url.path
+        kind = GitHubRefusal if refused else cls
+        return kind(request.method, str(request.url), status, message, errors)
 
     def mentions(self, text: str) -> bool:
         """True when the message or any field error contains `text` (GitHub's way of saying why)."""
         return text.lower() in f"{self.message} {self.errors}".lower()
+
+
+#: Answers that resending cannot change (rate limits never get here: they are waited out).
+REFUSED_STATUSES = frozenset({400, 403, 404, 410, 422})
+
+
+class GitHubRefusal(GitHubApiError, EffectRefused):
+    """A definite refusal (see `REFUSED_STATUSES`): terminal for the effect that sent it."""
+
+    def __init__(self, method: str, url: str, status: int, message: str, errors: Any = None):
+        super().__init__(method, url, status, message, errors)
+        self.reason_class = refusal_class(status)
 
 
 class ForgeUnavailable(ForgeError):

@@ -95,6 +95,21 @@ class Effects:
             if guard is not None and not await _still_fenced(conn, guard):
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
 
+    async def mark_refused(self, key: str, guard: Guard | None, now: float) -> None:
+        """Record the effect refused by the forge: terminal, never sent again (fenced)."""
+        stmt = (
+            update(effects)
+            .where(effects.c.key == key, effects.c.status == EffectStatus.STARTED.value)
+            .values(status=EffectStatus.REFUSED.value, done_at=now)
+        )
+        if guard is not None:
+            stmt = stmt.where(_fence_holds(guard))
+        async with self._db.begin() as conn:
+            if (await conn.execute(stmt)).rowcount == 1:
+                return
+            if guard is not None and not await _still_fenced(conn, guard):
+                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+
     async def for_task(self, task_id: int) -> list[EffectRow]:
         """All effects of a task (for status and checks)."""
         stmt = select(effects).where(effects.c.task_id == task_id).order_by(effects.c.id)

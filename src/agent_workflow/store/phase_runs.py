@@ -35,6 +35,7 @@ from agent_workflow.store.sql import insert_ignore
 from agent_workflow.store.tasks import task_from_row
 
 FINAL = (PhaseStatus.COMPLETE, PhaseStatus.BLOCKED, PhaseStatus.FAILED)
+_FINAL_VALUES = [s.value for s in FINAL]
 c = phase_runs.c
 
 
@@ -357,6 +358,25 @@ class PhaseRuns:
         async with self._db.begin() as conn:
             if (await conn.execute(stmt)).rowcount != 1:
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+
+    async def refused(self, guard: Guard, reason: str, now: float) -> PhaseRun:
+        """GitHub refused one of a finished run's effects: the run is `failed` with
+        `reason` (one conditional statement, fenced); the failure's effects follow."""
+        stmt = (
+            update(phase_runs)
+            .where(c.id == guard.run_id, c.fence == guard.fence, c.status.in_(_FINAL_VALUES))
+            .values(
+                status=PhaseStatus.FAILED.value,
+                blocked_reason=reason,
+                effects_done=False,
+                updated_at=now,
+            )
+            .returning(*phase_runs.c)
+        )
+        run = await self._returning(stmt)
+        if run is None:
+            raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+        return run
 
     async def release(self, guard: Guard, now: float) -> bool:
         """Give the lease up early (graceful shutdown): the next claim takes over at once.

@@ -1,7 +1,9 @@
 """An in-memory forge that records every call: the router's unit-test twin.
 
 Faults can be queued per method: `drop` applies the mutation and then raises
-`UncertainOutcome` (the response was lost); `fail` raises it before applying.
+`UncertainOutcome` (the response was lost); `fail` raises it before applying;
+`refuse` (or `refuse:<status>`, 422 by default) raises `EffectRefused` before applying,
+as GitHub does for a too-long body (422), a locked issue (403) or a deleted one (410).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agent_workflow.core.errors import ForgeError, UncertainOutcome
+from agent_workflow.core.errors import EffectRefused, ForgeError, UncertainOutcome
 from agent_workflow.core.ports import Comment, Permission, PullRequest
 
 READS = frozenset({"list_comments", "find_pull_request", "permission", "whoami"})
@@ -43,13 +45,17 @@ class MemoryForge:
         return sum(n for name, n in self.calls.items() if name in READS)
 
     def inject(self, method: str, kind: str, times: int = 1) -> None:
-        """Queue a fault (`drop` or `fail`) for the next `times` calls of `method`."""
+        """Queue a fault (`drop`, `fail`, `refuse[:status]`) for the next `times` calls."""
         self.faults[method].extend([kind] * times)
 
     def _fault(self, method: str) -> str | None:
         self.calls[method] += 1
         queue = self.faults.get(method)
-        return queue.pop(0) if queue else None
+        fault = queue.pop(0) if queue else None
+        if fault is not None and fault.startswith("refuse"):
+            status = int(fault.partition(":")[2] or 422)
+            raise EffectRefused(f"{method}: {status} refused (injected)", status=status)
+        return fault
 
     def _mutate(self, method: str) -> bool:
         """Returns whether to raise after applying (`drop`)."""

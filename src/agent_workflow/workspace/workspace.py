@@ -19,18 +19,31 @@ worktree's administrative directory inside the clone, never in the checkout).
 `release` removes a worktree only while the token is still the caller's: once
 another checkout has taken the path over (recreated it, or reused it for a
 resumed session), the old holder's release leaves it alone.
+
+The agent is an attacker of the worker's git (see README, "Security model"): it
+can write the shared clone's config from its worktree and rewrite its worktree's
+`.git` file. So every command runs with `Git`'s safe settings (no hooks, no
+fsmonitor, no helpers, no global or system config); the clone's config is
+rewritten from scratch before each checkout and push; fetch and push name the
+clone URL and refspec themselves (never `origin`'s planted settings) with only
+the protocols that URL needs; commands on a worktree name its administrative
+directory (`GIT_DIR`) as recorded at checkout instead of trusting its `.git`
+file; the push alone gets the token, as an `http.extraheader` in its environment
+(never in a URL, a file, or any other command's environment).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_workflow.workspace.git import Git, GitError
+from agent_workflow.workspace.git import Git, GitError, transport_env
 from agent_workflow.workspace.locks import RepoLocks
 
 REMOTE = "origin"
@@ -38,8 +51,25 @@ REMOTE = "origin"
 # The owner token's file in a worktree's administrative directory (`<clone>/worktrees/<id>/`).
 _OWNER_FILE = "aw-owner"
 
-# Fetch must not leave a background `gc --auto` holding ref locks after it returns.
-_NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+# What the clone's fetch maps the remote's branches to.
+_FETCH_REFSPEC = f"+refs/heads/*:refs/remotes/{REMOTE}/*"
+
+# Paths a push leaves out unless allowed (`Workspace.allow_workflow_changes`).
+WORKFLOWS_DIR = ".github/workflows/"
+
+
+class WorkflowChangesRefused(GitError):
+    """The branch changes CI workflows, which it may not push (the paths are in `paths`)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        """Name the refused paths."""
+        self.paths = paths
+        super().__init__(
+            ("push",),
+            1,
+            "changes under .github/workflows/ are not pushed "
+            f"(AW_ALLOW_WORKFLOW_CHANGES is off): {', '.join(paths)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,8 @@ class Worktree:
     base_branch: str  # the remote branch it is measured against (the repo's default)
     start_sha: str  # the commit it was created from
     owner: str = ""  # the token of the checkout that gave it (see `Workspace.release`)
+    url: str = ""  # the remote it was fetched from and is pushed to
+    admin: Path | None = None  # its administrative directory in the clone (its GIT_DIR)
 
 
 def repo_dirname(repo: str) -> str:
@@ -83,6 +115,10 @@ class Workspace:
     root: Path
     author: GitAuthor = field(default_factory=GitAuthor)
     git: Git = field(default_factory=Git)
+    # The push's credential (a GitHub token); None pushes without one. Never stored.
+    push_token: str | None = field(default=None, repr=False)
+    # False is the safe value; the deployment's choice is `Settings.allow_workflow_changes`.
+    allow_workflow_changes: bool = False
     _locks: RepoLocks = field(default_factory=RepoLocks, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,25 +138,48 @@ class Workspace:
 
     async def _ensure_clone(self, clone: Path, clone_url: str) -> None:
         if (clone / "HEAD").exists():
-            url = await self.git.run("remote", "get-url", REMOTE, cwd=clone)
-            if url.strip() != clone_url:
-                await self._run_recovering(clone, "remote", "set-url", REMOTE, clone_url)
+            await self._reset_config(clone, clone_url)
             return
         # Build it aside and rename, so a crash never leaves a half-made clone in place.
         tmp = clone.with_name(f"{clone.name}.tmp-{uuid.uuid4().hex[:8]}")
         await self.git.run("init", "--quiet", "--bare", str(tmp))
-        await self.git.run("remote", "add", REMOTE, clone_url, cwd=tmp)
-        await self.git.run(
-            "config", f"remote.{REMOTE}.fetch", f"+refs/heads/*:refs/remotes/{REMOTE}/*", cwd=tmp
-        )
+        await self._reset_config(tmp, clone_url)
         # A directory without HEAD is debris of a dead process.
         await asyncio.to_thread(shutil.rmtree, clone, True)
         tmp.rename(clone)
 
-    async def _fetch(self, clone: Path) -> None:
-        await self._run_recovering(clone, *_NO_AUTO_GC, "fetch", "--quiet", "--prune", REMOTE)
+    async def _reset_config(self, clone: Path, clone_url: str) -> None:
+        """Replace the clone's config with the few settings the worker wrote itself.
 
-    async def _run_recovering(self, clone: Path, *args: str) -> None:
+        Anything else there (`url.*.insteadOf`, filters, `include.path`, a
+        `remote.origin.pushurl`, ...) was planted from a worktree. Written aside and
+        renamed over, so git never reads half of it.
+        """
+        tmp = clone / f"config.aw-{uuid.uuid4().hex[:8]}"
+        for key, value in (
+            ("core.repositoryformatversion", "0"),
+            ("core.bare", "true"),
+            (f"remote.{REMOTE}.url", clone_url),
+            (f"remote.{REMOTE}.fetch", _FETCH_REFSPEC),
+        ):
+            await self.git.run("config", "--file", str(tmp), key, value)
+        await asyncio.to_thread(os.replace, tmp, clone / "config")
+
+    async def _fetch(self, clone: Path, clone_url: str) -> None:
+        await self._run_recovering(
+            clone,
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--no-recurse-submodules",
+            clone_url,
+            _FETCH_REFSPEC,
+            env=transport_env(clone_url),
+        )
+
+    async def _run_recovering(
+        self, clone: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         """Run git in the clone; if a stale lock file stops it, remove the locks and retry once.
 
         Called with the clone's lock held, so a lock file is most likely a
@@ -128,12 +187,12 @@ class Workspace:
         in its worktree, which then fails once and is retried by the agent).
         """
         try:
-            await self.git.run(*args, cwd=clone)
+            await self.git.run(*args, cwd=clone, env=env)
         except GitError as exc:
             if ".lock" not in exc.stderr:
                 raise
             await asyncio.to_thread(_remove_lock_files, clone)
-            await self.git.run(*args, cwd=clone)
+            await self.git.run(*args, cwd=clone, env=env)
 
     async def remote_sha(self, clone: Path, branch: str) -> str | None:
         """The fetched head of `branch` on the remote, or None when it has no such branch."""
@@ -170,21 +229,24 @@ class Workspace:
         path = self.task_dir(repo, issue_number) / name
         async with self._locks.hold(clone):
             await self._ensure_clone(clone, clone_url)
-            await self._fetch(clone)
+            await self._fetch(clone, clone_url)
             base_sha = await self.remote_sha(clone, base_branch)
             if base_sha is None:
                 raise GitError(("checkout",), 1, f"remote has no branch {base_branch!r}")
-            if branch and keep and await self._on_branch(path, branch):
-                start = await self.git.run("rev-parse", "HEAD", cwd=path)
-                owner = await self._stamp(path)
-                return Worktree(repo, path, branch, base_branch, start.strip(), owner)
+            if branch and keep and await self._on_branch(clone, path, branch):
+                owner, admin = await self._stamp(clone, path)
+                start = await self.git.run("rev-parse", "HEAD", cwd=path, env=_on(path, admin))
+                return Worktree(
+                    repo, path, branch, base_branch, start.strip(), owner, clone_url, admin
+                )
             await self._discard(clone, path)
             path.parent.mkdir(parents=True, exist_ok=True)
             if branch is None:
                 await self.git.run(
                     "worktree", "add", "--quiet", "--detach", str(path), base_sha, cwd=clone
                 )
-                return Worktree(repo, path, None, base_branch, base_sha, await self._stamp(path))
+                owner, admin = await self._stamp(clone, path)
+                return Worktree(repo, path, None, base_branch, base_sha, owner, clone_url, admin)
             start_sha = await self.remote_sha(clone, branch) or base_sha
             await self.git.run(
                 "worktree",
@@ -197,13 +259,15 @@ class Workspace:
                 start_sha,
                 cwd=clone,
             )
-            return Worktree(repo, path, branch, base_branch, start_sha, await self._stamp(path))
+            owner, admin = await self._stamp(clone, path)
+            return Worktree(repo, path, branch, base_branch, start_sha, owner, clone_url, admin)
 
-    async def _on_branch(self, path: Path, branch: str) -> bool:
-        if not (path / ".git").exists():
-            return False
+    async def _on_branch(self, clone: Path, path: Path, branch: str) -> bool:
+        admin = await asyncio.to_thread(_admin_dir, path)
+        if admin is None or admin.resolve().parent != (clone / "worktrees").resolve():
+            return False  # not ours (gone, or its `.git` file now points elsewhere)
         code, out, _ = await self.git.run_full(
-            "symbolic-ref", "--quiet", "--short", "HEAD", cwd=path
+            "symbolic-ref", "--quiet", "--short", "HEAD", cwd=path, env=_on(path, admin)
         )
         return code == 0 and out.strip() == branch
 
@@ -233,14 +297,16 @@ class Workspace:
             )
             return True
 
-    async def _stamp(self, path: Path) -> str:
-        """Give the worktree at `path` a new owner token and return it."""
+    async def _stamp(self, clone: Path, path: Path) -> tuple[str, Path]:
+        """Give the worktree at `path` a new owner token; return it and the admin directory."""
         admin = await asyncio.to_thread(_admin_dir, path)
         if admin is None:
             raise GitError(("worktree",), 1, f"{path} is not a linked worktree")
+        if admin.resolve().parent != (clone / "worktrees").resolve():
+            raise GitError(("worktree",), 1, f"{path} is not a worktree of the clone")
         owner = uuid.uuid4().hex
         await asyncio.to_thread((admin / _OWNER_FILE).write_text, owner, encoding="ascii")
-        return owner
+        return owner, admin.resolve()
 
     async def _owner(self, path: Path) -> str | None:
         """The owner token of the worktree at `path`, or None when there is none."""
@@ -258,12 +324,19 @@ class Workspace:
 
     async def head(self, worktree: Worktree) -> str:
         """The commit the worktree is at."""
-        return (await self.git.run("rev-parse", "HEAD", cwd=worktree.path)).strip()
+        return (
+            await self.git.run("rev-parse", "HEAD", cwd=worktree.path, env=_env(worktree))
+        ).strip()
 
     async def changed_paths(self, worktree: Worktree) -> list[str]:
         """Paths with uncommitted changes, untracked files included (relative to the worktree)."""
         out = await self.git.run(
-            "status", "--porcelain", "--untracked-files=all", "-z", cwd=worktree.path
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "-z",
+            cwd=worktree.path,
+            env=_env(worktree),
         )
         entries = [e for e in out.split("\0") if e]
         paths: list[str] = []
@@ -280,7 +353,10 @@ class Workspace:
     async def read_base_file(self, worktree: Worktree, name: str) -> str | None:
         """The text of `name` on the remote base branch as fetched, or None when absent."""
         code, out, _ = await self.git.run_full(
-            "show", f"refs/remotes/{REMOTE}/{worktree.base_branch}:{name}", cwd=worktree.path
+            "show",
+            f"refs/remotes/{REMOTE}/{worktree.base_branch}:{name}",
+            cwd=worktree.path,
+            env=_env(worktree),
         )
         return out if code == 0 else None
 
@@ -289,20 +365,21 @@ class Workspace:
 
         Returns the new commit's sha.
         """
-        await self.git.run("add", "--all", cwd=worktree.path)
-        code, _, _ = await self.git.run_full("diff", "--cached", "--quiet", cwd=worktree.path)
+        env = _env(worktree)
+        await self.git.run("add", "--all", cwd=worktree.path, env=env)
+        code, _, _ = await self.git.run_full(
+            "diff", "--cached", "--quiet", cwd=worktree.path, env=env
+        )
         if code == 0:
             return None
         await self.git.run(
-            "-c",
-            "commit.gpgsign=false",
             "commit",
             "--quiet",
             "--no-verify",
             "-m",
             message,
             cwd=worktree.path,
-            env=self.author.env(),
+            env={**env, **self.author.env()},
         )
         return await self.head(worktree)
 
@@ -313,23 +390,81 @@ class Workspace:
             "--count",
             f"refs/remotes/{REMOTE}/{worktree.base_branch}..HEAD",
             cwd=worktree.path,
+            env=_env(worktree),
         )
         return int(out.strip() or "0")
+
+    async def workflow_changes(self, worktree: Worktree) -> list[str]:
+        """Paths under `.github/workflows/` the worktree's commits change from the base branch."""
+        out = await self.git.run(
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            f"refs/remotes/{REMOTE}/{worktree.base_branch}...HEAD",
+            "--",
+            WORKFLOWS_DIR,
+            cwd=worktree.path,
+            env=_env(worktree),
+        )
+        return sorted(p for p in out.split("\0") if p)
 
     async def push(self, worktree: Worktree) -> str:
         """Push the worktree's HEAD to its branch on the remote; return the pushed sha.
 
         Idempotent: pushing a commit the remote already has succeeds. Only
         fast-forwards are pushed, so a branch someone else moved is an error
-        rather than lost work.
+        rather than lost work. Changes under `.github/workflows/` are refused
+        (`WorkflowChangesRefused`) unless `allow_workflow_changes`.
+
+        Runs from the clone, under its lock, after rewriting its config: no
+        planted setting (`url.*.insteadOf`, `pushurl`, a helper) can send the
+        token elsewhere; redirects are not followed.
         """
         if worktree.branch is None:
             raise GitError(("push",), 1, "a detached checkout has no branch to push")
+        if not self.allow_workflow_changes:
+            refused = await self.workflow_changes(worktree)
+            if refused:
+                raise WorkflowChangesRefused(refused)
         sha = await self.head(worktree)
-        await self.git.run(
-            "push", "--quiet", REMOTE, f"{sha}:refs/heads/{worktree.branch}", cwd=worktree.path
-        )
+        clone = self.clone_path(worktree.repo)
+        async with self._locks.hold(clone):
+            await self._reset_config(clone, worktree.url)
+            await self.git.run(
+                "push",
+                "--quiet",
+                "--no-verify",
+                "--no-recurse-submodules",
+                worktree.url,
+                f"{sha}:refs/heads/{worktree.branch}",
+                cwd=clone,
+                env=transport_env(worktree.url),
+                config=push_auth_config(self.push_token),
+            )
         return sha
+
+
+def push_auth_config(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The settings a push gets: the token as an `Authorization` header, no redirects.
+
+    Given to git through `GIT_CONFIG_*` variables of the push alone (never a URL,
+    a file, or argv, where `ps` would show it).
+    """
+    settings = [("http.followRedirects", "false")]
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+        settings.append(("http.extraHeader", f"AUTHORIZATION: basic {basic}"))
+    return tuple(settings)
+
+
+def _on(path: Path, admin: Path | None) -> dict[str, str]:
+    """Environment naming the worktree's git directory itself (its `.git` file is not trusted)."""
+    return {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(path)} if admin else {}
+
+
+def _env(worktree: Worktree) -> dict[str, str]:
+    return _on(worktree.path, worktree.admin)
 
 
 def _remove_lock_files(clone: Path) -> None:
