@@ -33,8 +33,8 @@ Step search: --rate, then + --step each time, until p99 >= --threshold-ms or
 a request fails (or --max-rate); if --rate itself fails, - --step each time
 until a rate holds. The machine may be shared: each rate starts after 3 quiet
 seconds, and a rate disturbed by other processes (more than --quiet-pct of a
-core, or a PostgreSQL checkpoint forced by someone's DROP DATABASE) is run
-again, up to --retries times.
+core, a PostgreSQL checkpoint forced by someone's DROP DATABASE, or more than
+--max-steal ms/s taken by the hypervisor) is run again, up to --retries times.
 
 `chaos` lives at the repo root, so run it from there with PYTHONPATH=.:
 
@@ -506,7 +506,7 @@ def summarize(
             key = {-1: "connection", -2: "timeout", 0: "unanswered"}.get(r.status, str(r.status))
             errors[key] = errors.get(key, 0) + 1
     lags = sorted(r.sent - r.due for r in measured if r.sent)
-    per_second = [shares(a, b) for a, b in itertools.pairwise(samples)]
+    per_second = [shares(a, b) for a, b in itertools.pairwise(samples) if b.wall - a.wall > 0.5]
     whole = shares(samples[0], samples[-1])
     answered_span = max((r.done for r in ok), default=0.0) - measured[0].due
     return RateResult(
@@ -725,11 +725,16 @@ async def measure(
     """Run one rate (again while neighbours disturbed it), print it; True if p99 < threshold."""
     result = await run_rate(args, rate, event, payload)
     for _ in range(args.retries):
-        if result.other_cpu < args.quiet_pct and not result.checkpoints:
+        if (
+            result.other_cpu < args.quiet_pct
+            and not result.checkpoints
+            and result.steal < args.max_steal
+        ):
             break
         print(
             f"(disturbed: other processes used {result.other_cpu:.0f}% of a core, "
-            f"{result.checkpoints} PostgreSQL checkpoints requested; again)"
+            f"{result.checkpoints} PostgreSQL checkpoints requested, VM steal "
+            f"{result.steal:.0f} ms/s; again)"
         )
         print(f"    was: {result.summary()}", flush=True)
         result = await run_rate(args, rate, event, payload)
@@ -786,6 +791,12 @@ if __name__ == "__main__":
         help="before each rate, wait for a second with the machine less busy than this (%%)",
     )
     p.add_argument("--quiet-wait", type=float, default=300.0, help="wait at most this long (s)")
+    p.add_argument(
+        "--max-steal",
+        type=float,
+        default=50.0,
+        help="run a rate again if the hypervisor stole more than this (ms per s, all vCPUs)",
+    )
     p.add_argument(
         "--retries",
         type=int,
