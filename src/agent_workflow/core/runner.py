@@ -107,8 +107,8 @@ class PhaseRunner:
             claimed = await phases.start(task.id, phase, trigger, s.owner, s.lease_s, self._clock())
             if claimed is not None:
                 return await self._run_claimed(task, claimed)
-        # Each pass either returns or consumes an agent error (bounded by max_failures) or
-        # a lost claim race; more passes than that is a bug, not a state to wait in.
+        # A pass returns, or re-reads after losing a claim race to another worker (who
+        # then holds the run, so the next pass returns); many passes are a bug, not a wait.
         for _ in range(2 * (s.max_failures + 2)):
             if run is None:
                 run = await phases.get(task.id, phase)
@@ -137,24 +137,17 @@ class PhaseRunner:
         raise AssertionError(f"phase {phase} of task {task.id} made no progress")
 
     async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
-        """Run the agent under the claim until the attempt is final, then its effects."""
-        run = claimed
-        for _ in range(self._settings.max_failures + 1):
-            try:
-                run = await self._run_agent(task, run)
-            except LeaseLost:
-                log.warning("phase.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
-                return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
-            if run.status.is_final:
-                return await self._perform_effects(task, run)
-            # The agent errored and the run is pending again: claim it anew (resuming).
-            again = await self._store.phases.claim(
-                task.id, run.phase, self._settings.owner, self._settings.lease_s, self._clock()
-            )
-            if again is None:
-                return await self.execute(task, run.phase)
-            run = again
-        raise AssertionError(f"phase {run.phase} of task {task.id} kept erroring past its cap")
+        """Run the agent under the claim; a final result goes on to its effects."""
+        try:
+            run = await self._run_agent(task, claimed)
+        except LeaseLost:
+            log.warning("phase.lease_lost", task=task.id, phase=claimed.phase, fence=claimed.fence)
+            return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
+        if run.status.is_final:
+            return await self._perform_effects(task, run)
+        # The agent errored and the run is pending again (the store turns it `failed` at
+        # `max_failures`, so this recursion is bounded): claim it anew, resuming the session.
+        return await self.execute(task, run.phase, known=run)
 
     # -- the agent ---------------------------------------------------------------
 

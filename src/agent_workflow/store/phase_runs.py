@@ -160,37 +160,22 @@ class PhaseRuns:
 
         One statement for the common case: a phase started by its first event.
         """
-        stmt = insert_ignore(
-            self._db.dialect,
-            phase_runs,
-            task_id=task_id,
-            phase=phase.value,
+        stmt = self._insert_new(
+            task_id,
+            phase,
+            trigger,
+            now,
             status=PhaseStatus.ACTIVE.value,
-            attempt=1,
             fence=1,
             lease_owner=owner,
             lease_until=now + lease_s,
-            trigger_delivery=trigger,
-            effects_done=False,
-            created_at=now,
-            updated_at=now,
         ).returning(*_CLAIMED)
         return await self._returning(stmt)
 
     async def ensure(self, task_id: int, phase: Phase, trigger: str, now: float) -> PhaseRun:
         """Create the phase as pending (attempt 1) if absent; never resets an existing run."""
-        stmt = insert_ignore(
-            self._db.dialect,
-            phase_runs,
-            task_id=task_id,
-            phase=phase.value,
-            status=PhaseStatus.PENDING.value,
-            attempt=1,
-            fence=0,
-            trigger_delivery=trigger,
-            effects_done=False,
-            created_at=now,
-            updated_at=now,
+        stmt = self._insert_new(
+            task_id, phase, trigger, now, status=PhaseStatus.PENDING.value, fence=0
         )
         async with self._db.begin() as conn:
             await conn.execute(stmt)
@@ -420,6 +405,23 @@ class PhaseRuns:
             return (await conn.execute(stmt)).rowcount == 1
 
     # -- helpers ---------------------------------------------------------------
+
+    def _insert_new(
+        self, task_id: int, phase: Phase, trigger: str, now: float, **state: Any
+    ) -> Any:
+        """Insert-if-absent of attempt 1 of a phase; `state` says whether it starts claimed."""
+        return insert_ignore(
+            self._db.dialect,
+            phase_runs,
+            task_id=task_id,
+            phase=phase.value,
+            attempt=1,
+            trigger_delivery=trigger,
+            effects_done=False,
+            created_at=now,
+            updated_at=now,
+            **state,
+        )
 
     async def _returning(self, stmt: Any) -> PhaseRun | None:
         async with self._db.begin() as conn:

@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def insert_ignore(
-    target: Dialect | AsyncEngine,
+    dialect: Dialect,
     table: Table,
     rows: list[dict[str, Any]] | None = None,
     **values: Any,
@@ -20,7 +19,6 @@ def insert_ignore(
 
     One row from keyword `values`, several from `rows`, or none (then `from_select`).
     """
-    dialect = target.dialect if isinstance(target, AsyncEngine) else target
     flavour = postgresql if dialect.name == "postgresql" else sqlite
     stmt = flavour.insert(table)
     if rows:
