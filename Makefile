@@ -15,6 +15,7 @@ demo: $(BIN)/.installed  ## the offline demo: emulator + scripted agent, the who
 	$(BIN)/aw demo
 
 test: $(BIN)/.installed  ## the whole suite (needs PostgreSQL and Redis; starts them if it can)
+	scripts/ensure-system-packages
 	scripts/ensure-services
 	$(BIN)/pytest -q
 

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 import redis
 
+from agent_workflow.config import Settings
 from agent_workflow.store import Store, connect
 from agent_workflow.store.db import create_engine, upgrade
 
@@ -23,6 +24,8 @@ PG_ADMIN_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("AW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = os.environ.get("AW_TEST_BACKENDS", "sqlite,postgres").split(",")
+# Cores built by tests cache permissions as a deployment does: `AW_PERMISSION_TTL_S`'s one default.
+PERMISSION_TTL_S: float = Settings.model_fields["permission_ttl_s"].default
 
 
 def _pg_url(database: str) -> str:

@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,7 +37,7 @@ class Settings(BaseSettings):
     required parameters and carry no second default of their own.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AW_", extra="ignore", populate_by_name=True)
 
     # Storage and queue.
     database_url: str = "sqlite:///agent-workflow.db"  # embedded: a file in the working dir
@@ -46,9 +53,10 @@ class Settings(BaseSettings):
     github_installation_id: int | None = None
     github_mutation_interval_s: float = 1.0  # GitHub asks for ≥1 s between mutations per token
     github_timeout_s: float = 30.0  # GitHub answers in well under a second; 30 s means stuck
-    # Permissions change rarely; caching answers this long keeps the steady state free of
-    # GitHub reads (G6). A revoked user can still act for at most this long.
-    permission_ttl_s: float = 300.0
+    # A burst of events from one person (label, comments, /approve) costs one permission
+    # read instead of one each (G6), while a revoked user can act for at most a minute.
+    # The only cache of permissions: the core's `Trust` takes this value, nothing else has one.
+    permission_ttl_s: float = 60.0
     # An uncertain mutation (5xx, timeout) is reconciled and retried after this many
     # seconds times the round number, so a struggling GitHub is not hammered.
     uncertain_backoff_s: float = 1.0
@@ -85,6 +93,20 @@ class Settings(BaseSettings):
     # `aw status`, never retried automatically) so it stops costing every sweep.
     max_route_attempts: int = 5
 
+    # Retention.
+    # Routed (and dead-lettered) deliveries older than this are deleted by the sweeper. GitHub
+    # redelivers for 3 days at most, so dedupe by delivery id is safe long before; a month
+    # keeps them for `aw status` and audits. A body replayed after this is no longer a
+    # known duplicate (routing still decides from the task's state).
+    delivery_retention_days: float = Field(default=30.0, gt=0)
+    # A task's worktrees go once its phases are all final (complete, blocked, failed); one
+    # untouched this long goes whatever the database says: no agent run lasts days (turn
+    # and budget limits), so it is a stuck or unknown task's leftover holding disk.
+    worktree_max_age_days: float = Field(default=7.0, gt=0)
+    # How often the sweeper deletes old deliveries and removes worktrees: both scan (a table,
+    # a directory), so hourly keeps them cheap; growth between two runs is an hour's worth.
+    retention_interval_s: float = Field(default=3600.0, gt=0)
+
     # HTTP server.
     host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
     port: int = 8080
@@ -95,6 +117,20 @@ class Settings(BaseSettings):
     max_turns: int | None = None  # per phase run; None: the agent's per-phase defaults
     max_budget_usd: float | None = None  # per phase run; None: the agent's per-phase defaults
     claude_model: str | None = None  # None: the CLI's default model
+    # The model API the worker's proxy forwards to, and the credential it adds; the agent
+    # itself never holds it. Read from the names the Claude CLI and SDKs use, so an
+    # environment already set up for them works unchanged (AW_MODEL_* win).
+    model_base_url: str = Field(
+        default="https://api.anthropic.com",
+        validation_alias=AliasChoices("AW_MODEL_BASE_URL", "ANTHROPIC_BASE_URL"),
+    )
+    model_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AW_MODEL_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    model_auth_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AW_MODEL_AUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"),
+    )
     task_budget_usd: float | None = 20.0  # per task, across attempts and resumes
     max_agents: int = 4  # agent runs at once in this process: CPU- and memory-hungry processes
     max_agents_per_repo: int = 2  # runs on one repo share its clone, its lock and its API quota
@@ -108,6 +144,15 @@ class Settings(BaseSettings):
     # allowlist (PATH, locale, the model's settings...) and a HOME of its own. Comma-separated
     # names added to that allowlist; AW_*, GitHub tokens, database/Redis URLs are refused.
     agent_env_allow: str = ""
+    # The agent's shell (Claude's Bash in deliver/compound, a command agent's whole program)
+    # runs sandboxed by bubblewrap: read-only machine, writes only in the worktree, no
+    # network, none of the worker's files or processes. Without a working sandbox those
+    # phases are blocked ("sandbox unavailable"). "off" runs the agent unconfined: only
+    # where the worker's whole machine is itself a throwaway sandbox.
+    agent_sandbox: Literal["on", "off"] = "on"
+    # Domains sandboxed Claude commands may reach (comma-separated; none by default, so
+    # nothing the model writes can send data anywhere). Claude agent only.
+    agent_allowed_domains: str = ""
 
     # Repository safety.
     # A workflow file runs in CI with the repository's secrets, so a branch the agent
@@ -156,7 +201,7 @@ class Settings(BaseSettings):
             raise ValueError("AW_PLAN_COMMAND, AW_APPROVE_COMMAND and AW_RETRY_COMMAND must differ")
         return self
 
-    @field_validator("github_api_url")
+    @field_validator("github_api_url", "model_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

@@ -39,6 +39,9 @@ class MintedToken:
 
     token: str
     expires_at: float
+    # As asked when minting: repository names, and permissions; None means all of them.
+    repositories: tuple[str, ...] | None = None
+    permissions: dict[str, str] | None = None
 
     @property
     def expires_at_iso(self) -> str:
@@ -83,14 +86,31 @@ class Credentials:
             raise bad_credentials()
         return self.bot_login
 
-    def mint(self, authorization: str | None, installation_id: int) -> MintedToken:
-        """Check the App JWT and issue an installation token (`POST .../access_tokens`)."""
+    def mint(
+        self,
+        authorization: str | None,
+        installation_id: int,
+        *,
+        repositories: tuple[str, ...] | None = None,
+        permissions: dict[str, str] | None = None,
+    ) -> MintedToken:
+        """Check the App JWT and issue an installation token (`POST .../access_tokens`),
+        narrowed to `repositories` and `permissions` when asked (kept for inspection)."""
         self.check_app_jwt(bearer(authorization))
         if installation_id != self.installation_id:
             raise ApiError(404, "Not Found")
-        minted = MintedToken("ghs_" + secrets.token_hex(18), self._clock() + self.token_ttl)
+        minted = MintedToken(
+            "ghs_" + secrets.token_hex(18),
+            self._clock() + self.token_ttl,
+            repositories=repositories,
+            permissions=permissions,
+        )
         self._minted[minted.token] = minted
         return minted
+
+    def minted(self, token: str) -> MintedToken | None:
+        """The installation token `token` as it was minted (None: not one of ours)."""
+        return self._minted.get(token)
 
     def revoke_installation_tokens(self) -> None:
         """Invalidate every minted token (GitHub does this when an App is reconfigured)."""

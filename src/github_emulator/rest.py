@@ -239,18 +239,32 @@ async def get_ref(call: Call) -> Response:
 
 async def access_token(call: Call) -> Response:
     """POST /app/installations/{installation_id}/access_tokens (authenticated by App JWT)"""
+    fields = await call.fields()
+    names, permissions = fields.get("repositories"), fields.get("permissions")
+    if names is not None and not (
+        isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+    ):
+        raise ApiError(422, "Invalid request.\n\nFor 'properties/repositories', is not an array.")
+    if permissions is not None and not (
+        isinstance(permissions, dict) and all(v in ("read", "write") for v in permissions.values())
+    ):
+        raise ApiError(422, "Invalid request.\n\nFor 'properties/permissions', is not an object.")
     minted = call.emu.credentials.mint(
-        call.request.headers.get("authorization"), call.number("installation_id")
+        call.request.headers.get("authorization"),
+        call.number("installation_id"),
+        repositories=None if names is None else tuple(names),
+        permissions=permissions,
     )
-    return _json(
-        {
-            "token": minted.token,
-            "expires_at": minted.expires_at_iso,
-            "permissions": {"issues": "write", "pull_requests": "write", "contents": "write"},
-            "repository_selection": "all",
-        },
-        201,
-    )
+    answer: dict[str, Any] = {
+        "token": minted.token,
+        "expires_at": minted.expires_at_iso,
+        "permissions": permissions
+        or {"issues": "write", "pull_requests": "write", "contents": "write"},
+        "repository_selection": "all" if names is None else "selected",
+    }
+    if names is not None:
+        answer["repositories"] = [{"name": n} for n in names]
+    return _json(answer, 201)
 
 
 async def get_user(call: Call) -> Response:

@@ -7,6 +7,8 @@ dead-lettered row, in the inbox, the server comes up, serves, and comes up again
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import insert
 
@@ -39,7 +41,8 @@ async def test_poisoned_inbox__serve_starts_serves_and_restarts(
                 "action": "labeled",
                 "payload": {},
                 "parsed": event_to_json(event),
-                "received_at": 1.0,
+                # Old enough for the sweeper, young enough for the retention to keep.
+                "received_at": time.time() - 3600,
                 "route_attempts": 2 if dead_at else 0,
                 "last_error": "RuntimeError('always')" if dead_at else None,
                 "dead_at": dead_at,

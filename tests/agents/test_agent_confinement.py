@@ -114,7 +114,9 @@ async def test_command_agent__the_program_sees_none_of_the_workers_secrets(
         "json.dump({'env': dict(os.environ), 'files': files}, open(sys.argv[1], 'w'))\n"
     )
     command = f"{shlex.quote(sys.executable)} {shlex.quote(str(child))} {shlex.quote(str(record))}"
-    agent = CommandAgent(workspace, CommandConfig(command))
+    # Unsandboxed: the stand-in records to the test's directory (test_agent_sandbox
+    # covers the sandboxed program); what it sees here is the allowlisted environment.
+    agent = CommandAgent(workspace, CommandConfig(command, sandbox=False))
 
     result = await agent.run(make_request(Phase.PLAN))
 

@@ -54,7 +54,10 @@ def make_command_agent(
     def build(mode: str, extra: str = "", **config: float) -> tuple[CommandAgent, Path]:
         command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {mode} {extra}"
         env = {"RECORD": str(record), "PIDS": str(tmp_path / "pids")}
-        return CommandAgent(workspace, CommandConfig(command, env=env, **config)), record
+        # Unsandboxed: the stand-in records to the test's directory and reports host pids
+        # (test_agent_sandbox covers the sandboxed program).
+        cfg = CommandConfig(command, env=env, sandbox=False, **config)
+        return CommandAgent(workspace, cfg), record
 
     return build
 

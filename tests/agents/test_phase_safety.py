@@ -46,7 +46,8 @@ def run_agent(
         command = " ".join(
             shlex.quote(a) for a in (sys.executable, str(script), mode, str(outside))
         )
-        return CommandAgent(ws or workspace, CommandConfig(command))
+        # Unsandboxed: the stand-in links to the test's directory (what the push must stop).
+        return CommandAgent(ws or workspace, CommandConfig(command, sandbox=False))
 
     return build
 

@@ -156,7 +156,9 @@ async def test_command_agent__worktree_released_after_success_kept_after_error(
 
     def agent(mode: str) -> CommandAgent:
         command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {mode}"
-        return CommandAgent(workspace, CommandConfig(command))
+        # Unsandboxed: the stand-in lives in the test's directory (test_agent_sandbox
+        # covers the sandbox).
+        return CommandAgent(workspace, CommandConfig(command, sandbox=False))
 
     failed = await agent("fail").run(make_request(Phase.DELIVER))
     assert failed.outcome is Outcome.ERROR

@@ -18,7 +18,7 @@ from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.store import Store
 from agent_workflow.testing.agent import ScriptedAgent
 from agent_workflow.testing.forge import MemoryForge
-from tests.conftest import FakeClock
+from tests.conftest import PERMISSION_TTL_S, FakeClock
 from tests.support.events import BOT, task_info
 
 __all__ = [
@@ -62,7 +62,7 @@ def make_core(
         own_login=BOT,
         marker_secret=MARKER_SECRET,
         uncertain_backoff_s=0.0,
-        permission_ttl_s=300.0,
+        permission_ttl_s=PERMISSION_TTL_S,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -169,6 +170,61 @@ async def test_route__untrusted_actor_and_bots_start_nothing(
     assert agent.calls == []
     assert await world.comments(world.issue) == []
     assert await world.calls() == {"permission": 1}  # mallory's; a bot is never looked up
+
+
+@pytest.mark.parametrize("merger", ["github-merge-queue[bot]", BOT])
+async def test_route__merge_by_a_bot_of_our_pr_starts_compound(
+    store: Store, clock: FakeClock, world: World, merger: str
+) -> None:
+    """A merge queue (or our own bot) merged the task's pull request: compound starts,
+    while any other event of the same bot is still ignored."""
+    issue = world.issue
+    core = make_core(store, clock, forge=world.forge, agent=ScriptedAgent())
+    await core.router.route(event(Intent.START_PLAN, issue))
+    await core.router.route(event(Intent.APPROVE, issue))
+    task = await store.tasks.find(REPO, issue)
+    assert task is not None
+    assert task.pr_number is not None
+
+    other_pr = await core.router.route(
+        replace(
+            event(Intent.MERGED, issue, pr_number=task.pr_number + 1, actor=merger),
+            actor_is_bot=True,
+        )
+    )
+    retry = await core.router.route(
+        replace(event(Intent.RETRY, issue, actor=merger), actor_is_bot=True)
+    )
+    merged = await core.router.route(
+        replace(
+            event(Intent.MERGED, issue, pr_number=task.pr_number, actor=merger), actor_is_bot=True
+        )
+    )
+
+    assert other_pr.action is Action.NOOP
+    assert retry.action is Action.IGNORED
+    assert (merged.action, merged.phase, merged.status) == (
+        Action.RAN,
+        Phase.COMPOUND,
+        PhaseStatus.COMPLETE,
+    )
+    assert (await world.calls())["permission"] == 1  # alice's; a merge is never looked up
+
+
+async def test_route__merge_of_an_unknown_pr_number_starts_nothing(
+    store: Store, clock: FakeClock, world: World
+) -> None:
+    """A merged event that names no pull request (or not the task's) never starts compound."""
+    issue = world.issue
+    agent = ScriptedAgent()
+    core = make_core(store, clock, forge=world.forge, agent=agent)
+    await core.router.route(event(Intent.START_PLAN, issue))
+    await core.router.route(event(Intent.APPROVE, issue))
+
+    routed = await core.router.route(event(Intent.MERGED, issue, pr_number=None))
+
+    assert routed.action is Action.NOOP
+    assert [c.phase for c in agent.calls] == [Phase.PLAN, Phase.DELIVER]
 
 
 async def test_route__two_workers_race_on_the_same_delivery(

@@ -26,6 +26,7 @@ from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, phase_runs
 from agent_workflow.workspace import Workspace
 from github_emulator import CommentView, EmulatorServer
+from tests.conftest import PERMISSION_TTL_S
 from tests.support.events import event
 from tests.support.fake_anthropic import (
     FakeAnthropic,
@@ -145,7 +146,7 @@ def make_core(
         own_login=BOT,
         marker_secret=MARKER_SECRET.encode(),
         uncertain_backoff_s=0.0,
-        permission_ttl_s=300.0,
+        permission_ttl_s=PERMISSION_TTL_S,
     )
 
 

@@ -146,3 +146,29 @@ async def test_app_jwt__wrong_installation_is_404(
         with pytest.raises(GitHubApiError) as refused:
             await forge.list_comments(REPO, 1)
     assert refused.value.status == 404
+
+
+async def test_push_token__narrowed_to_the_repository_and_contents_write(
+    app_emu: EmulatorServer, keys: tuple[str, str]
+) -> None:
+    async with GitHubForge.from_app(
+        APP_ID, keys[0], INSTALLATION, base_url=app_emu.url, policy=RequestPolicy.fast()
+    ) as forge:
+        await forge.list_comments(REPO, await app_emu.admin.create_issue(REPO, "Bug"))
+        push = await forge.push_token(REPO)
+        again = await forge.push_token(REPO)
+        api_header = await forge.http.auth.authorization(forge.http)
+    minted = app_emu.emulator.credentials.minted(push)
+    assert minted is not None
+    assert minted.repositories == (REPO.partition("/")[2],)
+    assert minted.permissions == {"contents": "write"}
+    assert again == push  # cached until shortly before it expires
+    assert api_header != f"Bearer {push}"  # the API's broad token never goes to git
+    assert (await app_emu.admin.counters()).get(*MINT) == 2
+
+
+async def test_push_token__a_fixed_token_is_used_as_is(app_emu: EmulatorServer) -> None:
+    async with GitHubForge.from_token(
+        "ghp_fixed", base_url=app_emu.url, policy=RequestPolicy.fast()
+    ) as forge:
+        assert await forge.push_token(REPO) == "ghp_fixed"

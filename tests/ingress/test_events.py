@@ -144,7 +144,29 @@ def test_parse__merged_from_a_fork__ignored() -> None:
 def test_parse__merged_head_repo_deleted__ignored() -> None:
     payload = pr_closed()
     payload["pull_request"]["head"]["repo"] = None
-    assert isinstance(parse("pull_request", payload, "d", TRIGGERS), Ignored)
+    assert parse("pull_request", payload, "d", TRIGGERS) == Ignored(
+        "head branch is not in this repository"
+    )
+
+
+def test_parse__merged_head_repo_missing__ignored() -> None:
+    """`head.repo` is required for a merge to count: without it nothing says the branch is ours."""
+    payload = pr_closed()
+    del payload["pull_request"]["head"]["repo"]
+    assert parse("pull_request", payload, "d", TRIGGERS) == Ignored(
+        "head branch is not in this repository"
+    )
+
+
+def test_parse__merged_by_a_merge_queue__an_event_of_a_bot() -> None:
+    """The parser keeps a bot's merge (the router decides: a merge counts whoever merged)."""
+    payload = {**pr_closed(), "sender": {"login": "github-merge-queue[bot]", "type": "Bot"}}
+    event = _event(parse("pull_request", payload, "d", TRIGGERS))
+    assert (event.intent, event.actor, event.actor_is_bot) == (
+        Intent.MERGED,
+        "github-merge-queue[bot]",
+        True,
+    )
 
 
 @pytest.mark.parametrize(

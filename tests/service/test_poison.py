@@ -60,7 +60,16 @@ class FailingFor(RecordingRouter):
 
 
 def _sweeper(store: Store, queue: RecordingQueue, clock: FakeClock) -> Sweeper:
-    return Sweeper(store, queue, clock, grace_s=0, interval_s=60)  # type: ignore[arg-type]
+    return Sweeper(  # type: ignore[arg-type]
+        store,
+        queue,
+        clock,
+        grace_s=0,
+        interval_s=60,
+        retention_s=30 * 86_400,
+        tidy_interval_s=3_600,
+        janitor=None,
+    )
 
 
 async def _stored(store: Store, clock: FakeClock, number: int) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 
 from agent_workflow.store import Store, connect
 from agent_workflow.store import db as store_db
+from agent_workflow.store.connections import MAX_COMPILED
 from agent_workflow.store.schema import tasks
 from tests.conftest import PG_ADMIN_URL, drop_pg_database, new_pg_database
 
@@ -74,5 +75,18 @@ async def test_checkout__a_connection_killed_while_idle_is_replaced(
             await admin.close()
         monkeypatch.setattr(store_db, "IDLE_PING_S", 0.0)  # it has been idle long enough
         assert await _backend(store) != victim
+    finally:
+        await store.close()
+
+
+async def test_fetch__compiled_statements_are_bounded(pg_store: Store) -> None:
+    """A fresh statement per call (not how the store calls `fetch`, but possible) keeps
+    at most `MAX_COMPILED` compiled entries; the newest is kept and still right."""
+    store = pg_store
+    try:
+        for n in range(MAX_COMPILED + 10):
+            [row] = await store.db.fetch(select(text(f"{n} AS n")))
+            assert row["n"] == n
+        assert len(store.db._compiled) == MAX_COMPILED
     finally:
         await store.close()

@@ -74,3 +74,28 @@ async def test_limiter__a_cancelled_run_gives_its_slot_back() -> None:
 def test_limiter__limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RunLimiter(max_runs=0, max_runs_per_repo=1)
+
+
+async def test_limiter__forgets_a_repository_once_no_run_holds_or_awaits_it() -> None:
+    """The per-repository map is bounded by the runs in flight, not by every repository
+    ever seen: entries go when the last run ends, a waiter that is cancelled included."""
+    limiter = RunLimiter(max_runs=1, max_runs_per_repo=1)
+    assert await _run_all(limiter, [f"owner/repo-{n}" for n in range(50)]) == (1, 1)
+    assert limiter._per_repo == {}
+
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.slot("a/x"):
+            holding.set()
+            await asyncio.sleep(10)
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    waiter = asyncio.create_task(_run_all(limiter, ["a/x"]))
+    await asyncio.sleep(0.01)
+    assert limiter._per_repo["a/x"][1] == 2  # one holds it, one awaits it
+    for task in (waiter, holder):
+        task.cancel()
+    await asyncio.gather(waiter, holder, return_exceptions=True)
+    assert limiter._per_repo == {}

@@ -149,6 +149,18 @@ def test_transport__only_the_protocols_the_url_needs() -> None:
     assert transport_env("git@github.com:acme/widgets.git") == {"GIT_ALLOW_PROTOCOL": "https"}
 
 
+class _RecordingTokens:
+    """One token, recording which repository each push asked it for."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.asked: list[str] = []
+
+    async def push_token(self, repo: str) -> str:
+        self.asked.append(repo)
+        return self.token
+
+
 async def test_the_token_reaches_the_push_alone_and_no_file(
     workspace: Workspace, remote: str, tmp_path: Path
 ) -> None:
@@ -161,7 +173,8 @@ async def test_the_token_reaches_the_push_alone_and_no_file(
         f'#!/bin/sh\nenv | grep -c -e {token} -e {encoded} >> {seen} || true\nexec git "$@"\n'
     )
     wrapper.chmod(0o755)
-    ws = Workspace(workspace.root, git=Git(executable=str(wrapper)), push_token=token)
+    tokens = _RecordingTokens(token)
+    ws = Workspace(workspace.root, git=Git(executable=str(wrapper)), push_tokens=tokens)
     wt = await _deliver(ws, remote)
     (wt.path / "NEW.md").write_text("new\n")
     await ws.commit_all(wt, "work")
@@ -179,3 +192,4 @@ async def test_the_token_reaches_the_push_alone_and_no_file(
                 assert token.encode() not in data, path
                 assert encoded.encode() not in data, path
     assert os.environ.get("GIT_CONFIG_COUNT") is None
+    assert tokens.asked == [REPO]  # a token for this repository, asked at the push

@@ -16,8 +16,9 @@ Names in `is_forbidden` (any `AW_*`, GitHub tokens, database and Redis URLs, the
 agent socket) are refused in the extra allowlist and in explicit values alike:
 configuration cannot put them back by accident.
 
-Until the model-credential proxy exists, the model's key (`ANTHROPIC_API_KEY` /
-`ANTHROPIC_AUTH_TOKEN`) is still handed to the CLI: it is the one secret the agent holds.
+The model's credential is not inherited either (nor can it be allowlisted): the
+Claude agent reaches the model through the worker's proxy (`model_proxy`), with a
+token that is worth nothing outside its run, set explicitly by the agent.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from pathlib import Path
 # Taken from the worker's environment when set there.
 SYSTEM_NAMES: tuple[str, ...] = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR")
 MODEL_NAMES: tuple[str, ...] = (
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_API_KEY",  # until the model-credential proxy exists
-    "ANTHROPIC_AUTH_TOKEN",  # idem
     "ANTHROPIC_MODEL",
     "CLAUDE_CONFIG_DIR",  # the CLI's own directory: transcripts, so resumes find them
 )
@@ -59,6 +57,10 @@ _FORBIDDEN_NAMES = frozenset(
     }
 )
 _FORBIDDEN_SUFFIXES = ("_DATABASE_URL", "_REDIS_URL")
+# The model's credential and address: set explicitly (the proxy's), never inherited.
+_NEVER_INHERITED = frozenset(
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL"}
+)
 
 # Where, under an agent home, nothing of the worker's is.
 AGENT_HOME_DIRNAME = "agent-home"
@@ -75,8 +77,19 @@ def is_forbidden(name: str) -> bool:
 def parse_allow(value: str) -> tuple[str, ...]:
     """The names of a comma-separated list (`AW_AGENT_ENV_ALLOW`); forbidden ones raise."""
     names = tuple(n.strip() for n in value.split(",") if n.strip())
-    check_names(names, "AW_AGENT_ENV_ALLOW")
+    check_allow(names, "AW_AGENT_ENV_ALLOW")
     return names
+
+
+def check_allow(names: Iterable[str], where: str) -> None:
+    """Like `check_names`, and the model's credential may not be inherited either."""
+    check_names(names, where)
+    model = sorted(n for n in names if n.upper() in _NEVER_INHERITED)
+    if model:
+        raise ValueError(
+            f"{where} names the model's credential or address ({', '.join(model)}):"
+            " the agent reaches the model through the worker's proxy"
+        )
 
 
 def check_names(names: Iterable[str], where: str) -> None:
@@ -87,7 +100,7 @@ def check_names(names: Iterable[str], where: str) -> None:
 
 
 def _inherited(name: str, extra: frozenset[str]) -> bool:
-    if is_forbidden(name):
+    if is_forbidden(name) or name.upper() in _NEVER_INHERITED:
         return False
     return name in INHERITED or name in extra or name.startswith(INHERITED_PREFIXES)
 
@@ -102,7 +115,7 @@ def build(
     """The agent's environment: allowlisted names of `source` (default: this process's),
     `HOME=home`, then the `explicit` values. Forbidden names in `allow`/`explicit` raise."""
     allow = tuple(allow)
-    check_names(allow, "the agent's extra allowlist")
+    check_allow(allow, "the agent's extra allowlist")
     check_names(explicit or {}, "the agent's environment")
     extra = frozenset(allow)
     env = {

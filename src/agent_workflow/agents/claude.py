@@ -18,11 +18,24 @@ resumes, and that part is subtracted (a run that was killed recorded none, so
 its spending is not reported by anyone).
 
 Environment: the CLI does NOT inherit this process's environment. It gets the
-allowlisted variables of `agent_env` (PATH, locale, the model's settings such as
-ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY, CLAUDE_CONFIG_DIR...), `ClaudeConfig.env_allow`,
-`HOME` = the agent home (`ClaudeConfig.home`, default `<workspace>/agent-home`),
-then `DEFAULT_CLI_ENV` and `ClaudeConfig.env`. No `AW_*`, GitHub token, database
-or Redis URL, SSH agent socket ever reaches it (nor the shell commands it runs).
+allowlisted variables of `agent_env` (PATH, locale, CLAUDE_CONFIG_DIR...),
+`ClaudeConfig.env_allow`, `HOME` = the agent home (`ClaudeConfig.home`, default
+`<workspace>/agent-home`), then `DEFAULT_CLI_ENV` and `ClaudeConfig.env`. No `AW_*`,
+GitHub token, database or Redis URL, SSH agent socket ever reaches it (nor the shell
+commands it runs), and no model credential: with a `ModelProxy` (every deployment),
+`ANTHROPIC_BASE_URL` is the proxy and `ANTHROPIC_API_KEY` a token for this run alone.
+The proxy meters the spending as it streams and refuses requests once the task's
+budget is spent; such a run ends `BLOCKED`, naming the limit.
+
+Shell: in deliver and compound, every Bash command runs in Claude Code's sandbox
+(`sandbox.claude_settings`: bubblewrap and socat on Linux): the machine read-only
+but for the worktree, the worker's home and working directory unreadable, its own
+PID and network namespaces (no loopback, no `/proc/<pid>/environ` of the worker),
+network only to `ClaudeConfig.allowed_domains` (none by default), no unsandboxed
+escape. Before such a run the sandbox is probed (once per process); without a
+working one the phase is `BLOCKED` ("sandbox unavailable (...)") and the CLI never
+starts, unless `ClaudeConfig.sandbox` is False (AW_AGENT_SANDBOX=off). The plan has
+no shell and needs no sandbox.
 
 Repository settings: none are loaded (`setting_sources` empty), so the
 repository's `.claude/settings*.json` (hooks, `env`, permissions) and `.mcp.json`
@@ -34,18 +47,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 from claude_agent_sdk import ClaudeAgentOptions
-from claude_agent_sdk.types import SettingSource
+from claude_agent_sdk.types import SandboxSettings, SettingSource
 
-from agent_workflow.agents import agent_env, prompts, transcripts
+from agent_workflow.agents import agent_env, prompts, sandbox, transcripts
 from agent_workflow.agents.claude_cli import run_cli
 from agent_workflow.agents.claude_result import Budget, RunLog, to_result
 from agent_workflow.agents.claude_tools import guard_hooks, policy_for
+from agent_workflow.agents.model_proxy import Grant, ModelProxy
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
@@ -95,13 +110,18 @@ class ClaudeConfig:
     env_allow: tuple[str, ...] = ()
     home: Path | None = None  # the CLI's HOME; None: `<workspace root>/agent-home`
     cli_path: str | None = None  # None: the CLI bundled with claude-agent-sdk
-    allow_shell: bool = True  # deliver/compound may run Bash (not confined to the checkout)
+    allow_shell: bool = True  # deliver/compound may run Bash (inside the sandbox below)
+    # Bash runs in Claude Code's sandbox (see `sandbox`); an editing phase without a working
+    # sandbox is blocked. False (AW_AGENT_SANDBOX=off) runs Bash unconfined.
+    sandbox: bool = True
+    # What sandboxed commands may reach over the network (AW_AGENT_ALLOWED_DOMAINS): nothing.
+    allowed_domains: tuple[str, ...] = ()
     # Which settings the CLI loads: none. "project"/"local" would run the repository's
     # own `.claude/settings*.json` hooks and `env` in the worker, "user" the agent home's.
     setting_sources: tuple[SettingSource, ...] = ()
 
     def __post_init__(self) -> None:
-        agent_env.check_names(self.env_allow, "ClaudeConfig.env_allow")
+        agent_env.check_allow(self.env_allow, "ClaudeConfig.env_allow")
         agent_env.check_names(self.env, "ClaudeConfig.env")
 
 
@@ -113,11 +133,17 @@ class ClaudeAgent:
         workspace: Workspace,
         config: ClaudeConfig | None = None,
         limiter: RunLimiter | None = None,
+        proxy: ModelProxy | None = None,
     ) -> None:
-        """Use `workspace` for checkouts; `limiter` bounds concurrent runs (None: unbounded)."""
+        """Use `workspace` for checkouts; `limiter` bounds concurrent runs (None: unbounded).
+
+        `proxy`: the model is reached through it, with a token per run (what a deployment
+        does); None only where `config.env` names the model's URL and key itself (tests).
+        """
         self._workspace = workspace
         self._config = config or ClaudeConfig()
         self._limiter = limiter
+        self._proxy = proxy
 
     async def run(self, request: AgentRequest) -> AgentResult:
         """Run (or resume) the phase in its checkout; commit and push what it produced."""
@@ -150,10 +176,28 @@ class ClaudeAgent:
                 session_id=request.session_id,
                 terminal_reason="budget_exhausted",
             )
+        unconfined = await self._sandbox_missing(work)
+        if unconfined is not None:
+            return unconfined
         home = await asyncio.to_thread(self._home)
-        env = self._env(home)
         guidance = await asyncio.to_thread(prompts.repository_guidance, work.cwd)
         work = dataclasses.replace(work, prompt=prompts.with_guidance(work.prompt, guidance))
+        if self._proxy is None:
+            return await self._converse(work, self._env(home), budget)
+        async with self._proxy.grant(request.task_id, request.phase, request.attempt) as grant:
+            env = {**self._env(home), **model_access(grant)}
+            result = await self._converse(work, env, budget)
+        if grant.refused is None:
+            return result
+        return dataclasses.replace(
+            result, outcome=Outcome.BLOCKED, reason=grant.refused, terminal_reason="task_budget"
+        )
+
+    async def _converse(
+        self, work: PhaseWork, env: Mapping[str, str], budget: Budget
+    ) -> AgentResult:
+        """Run the CLI: resume the attempt's transcript when there is one, else start it."""
+        request = work.request
         config_dir = transcripts.config_dir(env)
         found = await asyncio.to_thread(
             transcripts.resumable_transcript, config_dir, request.session_id
@@ -213,7 +257,43 @@ class ClaudeAgent:
             strict_mcp_config=True,  # no MCP servers from the repository's .mcp.json
             cli_path=self._config.cli_path,
             stderr=log.stderr.append,
+            sandbox=self._sandbox(work),
         )
+
+    def _sandboxed(self, work: PhaseWork) -> bool:
+        """True when this run's Bash must be sandboxed (an editing phase with a shell)."""
+        return self._config.sandbox and self._config.allow_shell and not work.read_only
+
+    def _sandbox(self, work: PhaseWork) -> SandboxSettings | None:
+        if not self._sandboxed(work):
+            return None
+        denied, allowed = sandbox.worker_private_dirs(self._workspace.root)
+        return sandbox.claude_settings(self._config.allowed_domains, denied, allowed)
+
+    async def _sandbox_missing(self, work: PhaseWork) -> AgentResult | None:
+        """BLOCKED when this run needs a sandbox and none works here (the CLI never starts)."""
+        if not self._sandboxed(work):
+            return None
+        path = self._config.env.get("PATH", os.environ.get("PATH"))  # the CLI's PATH
+        why = await asyncio.to_thread(sandbox.unavailable, path)
+        if why is None:
+            return None
+        return AgentResult(
+            Outcome.BLOCKED,
+            reason=sandbox.blocked_reason(why),
+            session_id=work.request.session_id,
+            terminal_reason="sandbox_unavailable",
+        )
+
+
+def model_access(grant: Grant) -> dict[str, str]:
+    """The CLI's way to the model: the proxy's URL, the run's token, no other credential."""
+    return {
+        "ANTHROPIC_BASE_URL": grant.base_url,
+        "ANTHROPIC_API_KEY": grant.token,
+        "ANTHROPIC_AUTH_TOKEN": "",
+        "CLAUDE_CODE_OAUTH_TOKEN": "",
+    }
 
 
 def _lost_conversation(log: RunLog) -> bool:

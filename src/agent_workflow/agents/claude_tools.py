@@ -11,9 +11,13 @@ Two layers, so neither a CLI default nor a repository's own settings can widen t
 2. A `PreToolUse` hook that sees every tool call: it refuses tools outside the
    phase's set, any path outside the checkout (symlinks resolved) or into its
    `.git`, and every edit in a read-only phase; it approves `Bash` in the
-   editing phases when allowed (shell commands are NOT confined to the
-   checkout: a command can write anywhere the worker's user can; run workers
-   in a container or enable the CLI's sandbox if that matters).
+   editing phases when allowed, never with `dangerouslyDisableSandbox`.
+
+Shell commands are confined by the CLI's sandbox, not by this hook (which cannot
+see what a command touches): `sandbox.claude_settings` (bubblewrap; writes only in
+the checkout, no network but the allowed domains, the worker's home and working
+directory unreadable, no unsandboxed escape). `ClaudeAgent` refuses to run an
+editing phase without a working sandbox unless it was turned off explicitly.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from claude_agent_sdk.types import HookEvent, PermissionMode
 READ_TOOLS: tuple[str, ...] = ("Read", "Grep", "Glob")
 EDIT_TOOLS: tuple[str, ...] = ("Write", "Edit", "NotebookEdit")
 SHELL_TOOL = "Bash"
+
+# The Bash input asking to run the command outside the sandbox: always refused.
+UNSANDBOXED_KEY = "dangerouslyDisableSandbox"
 
 # Tool input keys holding a file or directory the tool touches.
 _PATH_KEYS = ("file_path", "notebook_path", "path")
@@ -92,7 +99,11 @@ def decide(
     if tool not in policy.tools:
         return _deny(f"{tool} is not available in this phase")
     if tool == SHELL_TOOL:
-        return _allow("shell commands are allowed") if policy.allow_shell else _deny("no shell")
+        if not policy.allow_shell:
+            return _deny("no shell")
+        if tool_input.get(UNSANDBOXED_KEY):
+            return _deny("commands run in the sandbox; there is no way out of it")
+        return _allow("shell commands are allowed (sandboxed)")
     if policy.read_only and tool in EDIT_TOOLS:
         return _deny("this phase is read-only")
     for value in _paths(tool, tool_input):

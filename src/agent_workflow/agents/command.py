@@ -20,8 +20,13 @@ URLs. These variables describing the run are added:
 Outcome: stdout whose first non-blank line is `BLOCKED: <reason>` → BLOCKED
 (whatever the exit code: the program said so); else exit 0 → SUCCESS with
 stdout as the text; else ERROR with the exit code and the end of stderr.
-The plan phase's checkout is detached and thrown away afterwards, but a
-command is not prevented from writing: read-only is its own promise.
+Confinement (`CommandConfig.sandbox`, on unless AW_AGENT_SANDBOX=off): the program
+runs under bubblewrap (`sandbox.bwrap_argv`) in every phase: the machine read-only,
+the worktree (not in the plan phase) and the agent home writable, a private `/tmp`,
+its own `/proc` in a new PID namespace, no network at all (`--unshare-net`; allowed
+domains are a Claude-only setting), a new session, killed with the worker; the
+worker's home and working directory are empty directories to it. Without a working
+sandbox the phase is `BLOCKED` ("sandbox unavailable (...)") and nothing runs.
 Cancellation (or `timeout_s`) stops the program's whole process group:
 SIGTERM, then SIGKILL after `kill_grace_s`.
 """
@@ -32,6 +37,7 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
 import tempfile
 import time
@@ -39,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_workflow.agents import agent_env
+from agent_workflow.agents import agent_env, sandbox
 from agent_workflow.agents.blocked import blocked_reason
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
@@ -64,9 +70,13 @@ class CommandConfig:
     # More names the program may take from this process's environment (AW_AGENT_ENV_ALLOW).
     env_allow: tuple[str, ...] = ()
     home: Path | None = None  # the program's HOME; None: `<workspace root>/agent-home`
+    # The program runs under bubblewrap (`sandbox.bwrap_argv`); without a working one the
+    # phase is blocked. False (AW_AGENT_SANDBOX=off) runs it with the worker's view of the
+    # machine (its environment is still the allowlist).
+    sandbox: bool = True
 
     def __post_init__(self) -> None:
-        agent_env.check_names(self.env_allow, "CommandConfig.env_allow")
+        agent_env.check_allow(self.env_allow, "CommandConfig.env_allow")
         agent_env.check_names(self.env, "CommandConfig.env")
 
 
@@ -114,6 +124,11 @@ class CommandAgent:
             await asyncio.to_thread(agent_env.prepare_home, home)
             env = agent_env.build(home, explicit=self._config.env, allow=self._config.env_allow)
             env.update(session_env(work))
+            if self._config.sandbox:
+                why = await asyncio.to_thread(sandbox.unavailable, env.get("PATH"))
+                if why is not None:
+                    return _unconfined(work.request, why)
+                argv = _confined(argv, work, env, home, Path(tmp), self._workspace.root)
             code, out, err = await self._execute(
                 argv, work.cwd, env, work.prompt if on_stdin else None
             )
@@ -143,6 +158,31 @@ class CommandAgent:
             await asyncio.shield(_stop(proc, self._config.kill_grace_s))
             raise
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _confined(
+    argv: list[str], work: PhaseWork, env: Mapping[str, str], home: Path, tmp: Path, root: Path
+) -> list[str]:
+    """`argv` under bubblewrap: the worktree (not in the read-only plan) and the agent home
+    writable, the prompt file and the workspace readable, the worker's own directories not."""
+    bwrap = shutil.which("bwrap", path=env.get("PATH"))
+    if bwrap is None:  # the probe found it on the same PATH
+        raise RuntimeError("bwrap vanished after the sandbox probe")
+    hidden, _ = sandbox.worker_private_dirs(root)
+    writable = [home] if work.read_only else [work.cwd, home]
+    return sandbox.bwrap_argv(
+        bwrap, argv, cwd=work.cwd, writable=writable, readable=[root, tmp], hidden=hidden
+    )
+
+
+def _unconfined(request: AgentRequest, why: str) -> AgentResult:
+    """The result of a run refused for want of a sandbox (the program never started)."""
+    return AgentResult(
+        Outcome.BLOCKED,
+        reason=sandbox.blocked_reason(why),
+        session_id=request.session_id,
+        terminal_reason="sandbox_unavailable",
+    )
 
 
 def _argv(command: str, prompt: str, prompt_file: Path) -> tuple[list[str], bool]:

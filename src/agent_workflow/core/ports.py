@@ -145,11 +145,48 @@ class AgentResult:
 
 
 @runtime_checkable
+class PushTokens(Protocol):
+    """Credentials for `git push`, per repository (the GitHub adapter implements it)."""
+
+    async def push_token(self, repo: str) -> str:
+        """A token for pushing to `repo` (`owner/name`), and for nothing more."""
+        ...
+
+
+@runtime_checkable
 class Agent(Protocol):
     """A coding agent. Must be cancellable: a worker that loses its lease cancels the run."""
 
     async def run(self, request: AgentRequest) -> AgentResult:
         """Run (or resume) the phase and report how it ended."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """What one model response cost, as the agent's model proxy metered it."""
+
+    request_id: str  # the proxy's id for the response: written twice, counted once
+    task_id: int
+    phase: Phase
+    attempt: int
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class UsageMeter(Protocol):
+    """Where the model proxy writes spending as it happens, and reads a task's total."""
+
+    async def record(self, usage: ModelUsage, now: float) -> None:
+        """Insert or update the row of `usage.request_id` (the later write wins)."""
+        ...
+
+    async def task_spent(self, task_id: int) -> float:
+        """What the task has spent: the larger of metered usage and reported run costs."""
         ...
 
 

@@ -101,14 +101,15 @@ class Router:
         A state read a moment ago is safe to decide from: settled stays settled, a
         busy phase's event is a duplicate, and every action is a conditional write.
         """
-        if is_bot(event.actor, event.actor_is_bot, self._own_login):
-            return Routed(Action.IGNORED, "bot actor")
-        # Merging already requires write access; everything else is checked.
-        if event.intent is not Intent.MERGED and not await self._trust.allows(
-            event.repo, event.actor
-        ):
-            log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
-            return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
+        # A merge counts whoever merged: merging takes write access, a merge queue
+        # (`github-merge-queue[bot]`) or our own bot may do it, and `_merged` accepts only
+        # the task's own pull request. Every other event of a bot or an untrusted actor is ignored.
+        if event.intent is not Intent.MERGED:
+            if is_bot(event.actor, event.actor_is_bot, self._own_login):
+                return Routed(Action.IGNORED, "bot actor")
+            if not await self._trust.allows(event.repo, event.actor):
+                log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
+                return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
         # One read answers most events: the task and all its phases.
         if state is UNREAD:
             state = await self._store.phases.for_issue(event.repo, event.issue_number)
@@ -197,9 +198,13 @@ class Router:
         deliver = state.runs.get(Phase.DELIVER)
         if deliver is None or deliver.status is not PhaseStatus.COMPLETE:
             return Routed(Action.NOOP, "deliver phase not complete")
-        if task.pr_number is not None and event.pr_number not in (None, task.pr_number):
+        if task.pr_number is not None and event.pr_number != task.pr_number:
             return Routed(Action.NOOP, f"PR #{event.pr_number} is not the delivered one")
         await self._settle(task, deliver)
+        if task.pr_number is None:  # the pull request's effect was outstanding: now it is done
+            task = await self._store.tasks.get(task.id) or task
+            if event.pr_number != task.pr_number:
+                return Routed(Action.NOOP, f"PR #{event.pr_number} is not the delivered one")
         return await self._run(task, Phase.COMPOUND, state.runs.get(Phase.COMPOUND), event)
 
     async def _retry(self, event: Event, state: IssueState | None) -> Routed:

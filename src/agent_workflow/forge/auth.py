@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import jwt
 
@@ -19,6 +21,10 @@ REFRESH_MARGIN = 300.0
 JWT_BACKDATE = 60
 #: JWT lifetime; GitHub refuses more than 10 minutes.
 JWT_LIFETIME = 540
+#: What a push token may do: write the repository's contents, nothing else.
+PUSH_PERMISSIONS = {"contents": "write"}
+#: Narrowed push tokens kept at once (one per repository pushed to recently).
+PUSH_TOKEN_CACHE = 256
 
 
 class TokenAuth:
@@ -33,6 +39,10 @@ class TokenAuth:
 
     def invalidate(self) -> None:
         """Nothing to refresh: a fixed token that is refused stays refused."""
+
+    async def push_token(self, http: GitHubHttp, repo: str) -> str:
+        """The token a `git push` to `repo` gets: the same fixed token."""
+        return self._header.removeprefix("Bearer ")
 
 
 class AppAuth:
@@ -60,6 +70,8 @@ class AppAuth:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
+        # Per repository: (token, refresh at); the oldest is dropped beyond the bound.
+        self._push_tokens: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     @property
     def refresh_at(self) -> float:
@@ -85,10 +97,30 @@ class AppAuth:
         """Drop the cached token (GitHub answered 401 to it)."""
         self._token = None
 
+    async def push_token(self, http: GitHubHttp, repo: str) -> str:
+        """A token for `git push` to `repo` (`owner/name`) alone, with `contents: write` and
+        nothing else: what a push carries into a worktree the agent wrote cannot open
+        issues, approve PRs or reach another repository. Cached per repository."""
+        async with self._lock:
+            cached = self._push_tokens.get(repo)
+            if cached is not None and self._clock() < cached[1]:
+                self._push_tokens.move_to_end(repo)
+                return cached[0]
+            narrowed = {"repositories": [repo.partition("/")[2]], "permissions": PUSH_PERMISSIONS}
+            minted = await self._request_token(http, narrowed)
+            self._push_tokens[repo] = minted
+            while len(self._push_tokens) > PUSH_TOKEN_CACHE:
+                self._push_tokens.popitem(last=False)
+            return minted[0]
+
     async def _mint(self, http: GitHubHttp) -> None:
+        self._token, self._refresh_at = await self._request_token(http, None)
+
+    async def _request_token(self, http: GitHubHttp, narrowed: Any) -> tuple[str, float]:
+        """Mint an installation token (narrowed as asked); returns it and when to refresh it."""
         path = f"/app/installations/{self.installation_id}/access_tokens"
         response = await http.request(
-            "POST", path, kind="token", authorization=f"Bearer {self.app_jwt()}"
+            "POST", path, json=narrowed, kind="token", authorization=f"Bearer {self.app_jwt()}"
         )
         if response.status_code != 201:
             raise GitHubApiError.from_response(response)
@@ -99,4 +131,4 @@ class AppAuth:
             raise ForgeError(f"unexpected access token answer: {response.text[:200]}") from exc
         now, expires_at = self._clock(), expires.timestamp()
         margin = min(self.refresh_margin, max(expires_at - now, 0.0) / 2)
-        self._token, self._refresh_at = token, expires_at - margin
+        return token, expires_at - margin

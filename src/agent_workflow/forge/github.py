@@ -27,7 +27,6 @@ from agent_workflow.forge.http import (
 )
 from agent_workflow.forge.policy import RequestPolicy
 
-#: Trust decisions may lag a permission change by this long; saves a call per event.
 #: GitHub's largest page; fewer round trips when reconciling.
 PER_PAGE = 100
 
@@ -64,7 +63,6 @@ class GitHubForge:
 
     def __init__(self, http: GitHubHttp) -> None:
         self.http = http
-        self._permissions: dict[tuple[str, str], tuple[Permission, float]] = {}
 
     @classmethod
     def from_token(
@@ -250,6 +248,11 @@ class GitHubForge:
         if not login:
             raise ForgeError("GET /user answered without a login")
         return login
+
+    async def push_token(self, repo: str) -> str:
+        """The token for `git push` to `repo`: with an App, an installation token narrowed
+        to that repository and `contents: write`; with a fixed token, that token."""
+        return await self.http.auth.push_token(self.http, repo)
 
     async def _pages(self, path: str, params: dict[str, str | int]) -> AsyncIterator[Any]:
         """Items of a paginated list, following `Link: rel="next"` (on our host only)."""

@@ -128,6 +128,10 @@ class Authenticator(Protocol):
         """Forget a cached credential GitHub rejected."""
         ...
 
+    async def push_token(self, http: GitHubHttp, repo: str) -> str:
+        """The token a `git push` to `repo` carries: no more than that push needs."""
+        ...
+
 
 class MutationSpacer:
     """Keeps mutative requests at least `interval` seconds apart (per token).

@@ -104,8 +104,9 @@ def _pull_request_closed(payload: Mapping[str, Any], delivery_id: str) -> Event 
     if issue_number is None:
         return Ignored(f"branch {ref!r} is not an agent branch")
     repo = _repo_name(payload)
-    if "repo" in head and _head_repo(head) != repo:
-        # A fork may name its branch like ours; only our own pushes count.
+    if _head_repo(head) != repo:
+        # A fork may name its branch like ours; only our own pushes count. GitHub always
+        # sends `head.repo`: absent, or null (a deleted fork), it is not ours either.
         return Ignored("head branch is not in this repository")
     return _event(
         payload,

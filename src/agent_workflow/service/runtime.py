@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from agent_workflow.config import Settings
 from agent_workflow.core import clock
 from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
-from agent_workflow.core.ports import Agent, Forge
+from agent_workflow.core.ports import Agent, Forge, PushTokens
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.ingress.events import Triggers
 from agent_workflow.queue.protocol import JobQueue
 from agent_workflow.service.handler import JobHandler
+from agent_workflow.service.janitor import WorktreeJanitor
 from agent_workflow.service.sweeper import Sweeper
 from agent_workflow.store import Store, connect
+from agent_workflow.workspace.workspace import Workspace
 
 
 @dataclass
@@ -45,8 +47,12 @@ def triggers_from(settings: Settings) -> Triggers:
     )
 
 
-def build_agent(settings: Settings) -> Agent:
-    """The agent named by `AW_AGENT`."""
+async def open_agent(
+    settings: Settings, store: Store, forge: Forge, stack: AsyncExitStack
+) -> Agent:
+    """The agent named by `AW_AGENT`; the Claude agent's model proxy runs until `stack` closes
+    (it meters into `store`). Pushes get their token from `forge` when it can narrow one."""
+    push_tokens = forge if isinstance(forge, PushTokens) else None
     match settings.agent:
         case "scripted":
             from agent_workflow.testing.agent import ScriptedAgent
@@ -57,13 +63,14 @@ def build_agent(settings: Settings) -> Agent:
                 seed=settings.scripted_seed,
             )
         case "claude":
-            from agent_workflow.agents.factory import claude_agent
+            from agent_workflow.agents.factory import claude_agent, model_proxy
 
-            return claude_agent(settings)
+            proxy = await stack.enter_async_context(model_proxy(settings, store.usage))
+            return claude_agent(settings, proxy, push_tokens)
         case "command":
             from agent_workflow.agents.factory import command_agent
 
-            return command_agent(settings)
+            return command_agent(settings, push_tokens)
         case other:  # pragma: no cover - Settings validates the literal
             raise ConfigError(f"unknown agent {other!r}")
 
@@ -83,7 +90,7 @@ async def open_runtime(
             from agent_workflow.forge.factory import github_forge
 
             forge = await stack.enter_async_context(github_forge(settings))
-        agent = agent or build_agent(settings)
+        agent = agent or await open_agent(settings, store, forge, stack)
         own_login = await own_identity(settings, forge)
         core = build_core(
             store,
@@ -118,6 +125,14 @@ async def open_runtime(
             clock.now,
             grace_s=settings.sweep_grace_s,
             interval_s=settings.sweep_interval_s,
+            retention_s=settings.delivery_retention_days * 86_400,
+            tidy_interval_s=settings.retention_interval_s,
+            janitor=WorktreeJanitor(
+                store,
+                Workspace(settings.workspace_dir.expanduser().resolve()),
+                clock.now,
+                max_age_s=settings.worktree_max_age_days * 86_400,
+            ),
         )
         yield Runtime(settings, triggers, store, forge, agent, core, handler, queue, sweeper)
 

@@ -73,7 +73,9 @@ async def serve(
                     # once; a slow body is cut off by the ingress's read deadline and an
                     # idle keep-alive connection after uvicorn's 5 s default.
                     limit_concurrency=settings.max_connections,
-                )
+                ),
+                # Headers get the deadline a body gets (GitHub's own delivery timeout).
+                head_timeout_s=settings.webhook_body_timeout_s,
             )
             embedded = settings.redis_url is None
             if embedded:

@@ -8,6 +8,11 @@ claim decides who actually works.
 Each row is handled on its own: a row that cannot be enqueued is logged and skipped,
 so one bad row never stops a pass (nor the start-up recovery) for the others.
 Dead-lettered deliveries are not read at all (`Deliveries.unrouted`).
+
+It also bounds what grows (`tidy_once`, every `AW_RETENTION_INTERVAL_S`, first at
+start): routed and dead-lettered deliveries older than `AW_DELIVERY_RETENTION_DAYS`
+are deleted in bounded batches (an unrouted live one never is), and the worktree
+janitor removes this machine's leftover worktrees (`service.janitor`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,17 @@ from typing import Any
 import structlog
 
 from agent_workflow.queue.protocol import JobQueue, QueueClosed
+from agent_workflow.service.janitor import WorktreeJanitor
 from agent_workflow.service.jobs import phase_job, route_job
 from agent_workflow.store.db import Store
 
 log = structlog.get_logger(__name__)
+
+# Deliveries deleted per statement: a short transaction, so routing never waits long on it.
+RETENTION_BATCH = 1_000
+# Statements per tidy pass: 100,000 deliveries an interval is far beyond any webhook rate,
+# yet a first pass over a long-grown table stops and leaves the rest for the next one.
+RETENTION_MAX_BATCHES = 100
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,14 @@ class SweepCounts:
     deliveries: int = 0
     phases: int = 0
     failed: int = 0  # rows that could not be re-enqueued this pass (logged)
+
+
+@dataclass(frozen=True)
+class TidyCounts:
+    """What one tidy pass removed."""
+
+    deliveries: int = 0  # routed or dead-lettered deliveries past the retention
+    worktrees: int = 0  # task directories the janitor removed
 
 
 class Sweeper:
@@ -47,12 +67,18 @@ class Sweeper:
         *,
         grace_s: float,
         interval_s: float,
+        retention_s: float,
+        tidy_interval_s: float,
+        janitor: WorktreeJanitor | None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._clock = clock
         self._grace = grace_s
         self._interval = interval_s
+        self._retention = retention_s
+        self._tidy_interval = tidy_interval_s
+        self._janitor = janitor
 
     async def run_once(self, *, grace_s: float | None = None) -> SweepCounts:
         """One pass. `grace_s=0` at start-up recovers everything unfinished at once."""
@@ -102,12 +128,34 @@ class Sweeper:
             return False
         return True
 
+    async def tidy_once(self) -> TidyCounts:
+        """Delete old settled deliveries (bounded batches), then run the worktree janitor."""
+        cutoff = self._clock() - self._retention
+        deleted = 0
+        for _ in range(RETENTION_MAX_BATCHES):
+            batch = await self._store.deliveries.delete_settled(cutoff, RETENTION_BATCH)
+            deleted += batch
+            if batch < RETENTION_BATCH:
+                break
+        worktrees = await self._janitor.run_once() if self._janitor is not None else 0
+        if deleted or worktrees:
+            log.info("sweep.tidied", deliveries=deleted, worktrees=worktrees)
+        return TidyCounts(deleted, worktrees)
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every interval until `stop` is set; a failing pass is logged, not fatal."""
+        """Sweep every interval (and tidy every tidy interval, first at once) until `stop`
+        is set; a failing pass is logged, not fatal."""
+        next_tidy = self._clock()
         while not stop.is_set():
             try:
                 await self.run_once()
             except Exception:
                 log.exception("sweep.failed")
+            if self._clock() >= next_tidy:
+                next_tidy = self._clock() + self._tidy_interval
+                try:
+                    await self.tidy_once()
+                except Exception:
+                    log.exception("sweep.tidy_failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval)

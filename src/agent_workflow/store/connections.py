@@ -15,6 +15,9 @@ from sqlalchemy.sql import Executable
 
 # `$1`-style SQL for asyncpg, compiled once per statement from the same Core expressions.
 _ASYNCPG = PGDialect_asyncpg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+# Compiled statements kept at most. `fetch` serves a handful of module-level statements;
+# the cap only stops a caller passing a fresh statement each time from growing it for ever.
+MAX_COMPILED = 64
 
 
 class Database:
@@ -131,5 +134,7 @@ class Database:
             compiled = stmt.compile(dialect=_ASYNCPG)  # type: ignore[attr-defined]
             names = list(compiled.positiontup or ())
             cached = (stmt, compiled.string, names, dict(compiled.params))
+            if len(self._compiled) >= MAX_COMPILED:
+                del self._compiled[next(iter(self._compiled))]  # the oldest compiled
             self._compiled[id(stmt)] = cached
         return cached[1], cached[2], cached[3]

@@ -19,6 +19,7 @@ from agent_workflow.core.errors import ConfigError
 from agent_workflow.store.connections import Database
 from agent_workflow.store.deliveries import Deliveries
 from agent_workflow.store.effects import Effects
+from agent_workflow.store.model_usage import ModelUsageLog
 from agent_workflow.store.phase_runs import PhaseRuns
 from agent_workflow.store.tasks import Tasks
 
@@ -119,6 +120,7 @@ class Store:
         self.tasks = Tasks(self.db)
         self.phases = PhaseRuns(self.db)
         self.effects = Effects(self.db)
+        self.usage = ModelUsageLog(self.db)
 
     def hold(self) -> AbstractAsyncContextManager[None]:
         """Use one connection for every statement of the current task (a job) in this block."""

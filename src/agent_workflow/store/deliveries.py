@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 
 from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import Event, Intent, IssueState
@@ -202,6 +202,26 @@ class Deliveries:
         async with self._db.connect() as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_delivery(r) for r in rows]
+
+    async def delete_settled(self, received_before: float, limit: int) -> int:
+        """Delete at most `limit` deliveries received before `received_before` that are
+        routed or dead-lettered, oldest first; return how many went.
+
+        An unrouted, live delivery is never deleted, however old: it still has work to
+        do (the sweeper routes it). One bounded statement, so a pass holds locks briefly.
+        """
+        oldest = (
+            select(deliveries.c.id)
+            .where(
+                deliveries.c.received_at < received_before,
+                or_(deliveries.c.routed_at.is_not(None), deliveries.c.dead_at.is_not(None)),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        stmt = delete(deliveries).where(deliveries.c.id.in_(oldest.scalar_subquery()))
+        async with self._db.begin() as conn:
+            return (await conn.execute(stmt)).rowcount
 
     async def dead_letters(self, limit: int = 5) -> tuple[int, list[Delivery]]:
         """How many deliveries are dead-lettered, and the latest `limit` of them."""

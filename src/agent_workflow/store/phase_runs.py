@@ -30,6 +30,7 @@ from agent_workflow.core.model import Guard, IssueState, Phase, PhaseRun, PhaseS
 from agent_workflow.core.ports import AgentResult
 from agent_workflow.core.recovery import RecoveryPoint
 from agent_workflow.store.connections import Database
+from agent_workflow.store.model_usage import spent_sql
 from agent_workflow.store.schema import agent_runs, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
 from agent_workflow.store.tasks import task_from_row
@@ -61,11 +62,7 @@ _PLAN_TEXT = literal_column(
     " WHERE other.task_id = phase_runs.task_id AND other.phase = 'plan')",
     Text,
 ).label("plan_text")
-_TASK_COST = literal_column(
-    "(SELECT coalesce(sum(other.cost_usd), 0.0) FROM phase_runs AS other"
-    " WHERE other.task_id = phase_runs.task_id)",
-    Float,
-).label("task_cost_usd")
+_TASK_COST = literal_column(spent_sql("phase_runs.task_id"), Float).label("task_cost_usd")
 _SESSION_STARTED = literal_column(
     "EXISTS (SELECT 1 FROM agent_runs WHERE agent_runs.phase_run_id = phase_runs.id"
     " AND agent_runs.attempt = phase_runs.attempt)",

@@ -52,6 +52,8 @@ deliveries = Table(
     UniqueConstraint("body_sha256", name="uq_deliveries_body_sha256"),
 )
 Index("ix_deliveries_unrouted", deliveries.c.routed_at, deliveries.c.received_at)
+# The retention delete takes the oldest rows first.
+Index("ix_deliveries_received_at", deliveries.c.received_at)
 
 tasks = Table(
     "tasks",
@@ -68,6 +70,8 @@ tasks = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("repo", "issue_number", name="uq_tasks_issue"),
 )
+# The worktree janitor finds a directory's task by its issue number.
+Index("ix_tasks_issue_number", tasks.c.issue_number)
 
 phase_runs = Table(
     "phase_runs",
@@ -135,3 +139,27 @@ effects = Table(
     Column("done_at", Float, nullable=True),
     UniqueConstraint("key", name="uq_effects_key"),
 )
+
+model_usage = Table(
+    "model_usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # One row per model response the agent's proxy forwarded (its own id for it),
+    # written when the response starts and again when it ends: a killed run's
+    # spending is counted up to its last response.
+    Column("request_id", String(64), nullable=False),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("model", String(200), nullable=False, server_default=""),
+    Column("input_tokens", Integer, nullable=False, server_default="0"),
+    Column("output_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_creation_tokens", Integer, nullable=False, server_default="0"),
+    Column("cache_read_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("request_id", name="uq_model_usage_request"),
+)
+# The proxy sums a task's spending before every model request.
+Index("ix_model_usage_task", model_usage.c.task_id)

@@ -59,6 +59,14 @@ class Tasks:
             row = (await conn.execute(stmt)).mappings().first()
         return task_from_row(row) if row else None
 
+    async def with_issue_number(self, issue_number: int) -> list[Task]:
+        """The tasks of issue `issue_number` in any repository (the worktree janitor's
+        question: a directory names the issue, and the repository only in a lossy form)."""
+        stmt = select(tasks).where(tasks.c.issue_number == issue_number).order_by(tasks.c.id)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [task_from_row(r) for r in rows]
+
     async def set_pr_number(self, task_id: int, pr_number: int, now: float) -> None:
         """Remember the delivered pull request (idempotent)."""
         stmt = (

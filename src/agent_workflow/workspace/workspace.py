@@ -40,9 +40,12 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_workflow.core.model import BRANCH_PREFIX
+from agent_workflow.core.ports import PushTokens
 from agent_workflow.workspace.git import Git, GitError, transport_env
 from agent_workflow.workspace.locks import RepoLocks
 
@@ -103,6 +106,16 @@ class Worktree:
     admin: Path | None = None  # its administrative directory in the clone (its GIT_DIR)
 
 
+@dataclass(frozen=True)
+class TaskDir:
+    """The directory of one task's worktrees, as found on disk (`Workspace.task_dirs`)."""
+
+    repo_dir: str  # `repo_dirname` of the task's repository
+    issue_number: int
+    path: Path
+    touched_at: float  # epoch seconds of the newest checkout in it (or of the directory)
+
+
 def repo_dirname(repo: str) -> str:
     """`owner/name` as one safe directory name (`owner__name`)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", repo.replace("/", "__"))
@@ -115,8 +128,10 @@ class Workspace:
     root: Path
     author: GitAuthor = field(default_factory=GitAuthor)
     git: Git = field(default_factory=Git)
-    # The push's credential (a GitHub token); None pushes without one. Never stored.
-    push_token: str | None = field(default=None, repr=False)
+    # Where the push's credential comes from (a GitHub App's token narrowed to the
+    # repository and `contents: write`, or the fixed token); None pushes without one.
+    # Asked for at each push, never stored.
+    push_tokens: PushTokens | None = field(default=None, repr=False)
     # False is the safe value; the deployment's choice is `Settings.allow_workflow_changes`.
     allow_workflow_changes: bool = False
     _locks: RepoLocks = field(default_factory=RepoLocks, repr=False)
@@ -297,6 +312,46 @@ class Workspace:
             )
             return True
 
+    # -- janitor -------------------------------------------------------------------
+
+    async def task_dirs(self) -> list[TaskDir]:
+        """Every task directory under `worktrees/`, whatever state its worktrees are in."""
+        return await asyncio.to_thread(_task_dirs, self.root / "worktrees")
+
+    async def remove_task_dir(
+        self, task_dir: TaskDir, in_use: Callable[[], Awaitable[bool]]
+    ) -> bool:
+        """Remove a task's worktrees and its local task branches, unless `in_use()` says no.
+
+        `in_use` is asked with the clone's lock held: a checkout takes that lock after its
+        phase is claimed, so either the claim is visible to `in_use` or the checkout waits
+        and then builds its worktree afresh. The remote is never touched. True when removed.
+        """
+        clone = self.root / "repos" / f"{task_dir.repo_dir}.git"
+        async with self._locks.hold(clone):
+            if await in_use():
+                return False
+            has_clone = await asyncio.to_thread((clone / "HEAD").exists)
+            for child in await asyncio.to_thread(_children, task_dir.path):
+                if has_clone:
+                    await self._discard(clone, child)
+            await asyncio.to_thread(shutil.rmtree, task_dir.path, True)
+            if has_clone:
+                for branch in await self._task_branches(clone, task_dir.issue_number):
+                    await self.git.run_full("branch", "-D", branch, cwd=clone)
+            await asyncio.to_thread(
+                _remove_empty_dirs, task_dir.path.parent, self.root / "worktrees"
+            )
+            return True
+
+    async def _task_branches(self, clone: Path, issue_number: int) -> list[str]:
+        """The clone's local branches of one task: `agent/issue-N` and `agent/issue-N-*`."""
+        out = await self.git.run(
+            "for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=clone
+        )
+        own = f"{BRANCH_PREFIX}{issue_number}"
+        return [b for b in out.split() if b == own or b.startswith(f"{own}-")]
+
     async def _stamp(self, clone: Path, path: Path) -> tuple[str, Path]:
         """Give the worktree at `path` a new owner token; return it and the admin directory."""
         admin = await asyncio.to_thread(_admin_dir, path)
@@ -429,6 +484,9 @@ class Workspace:
                 raise WorkflowChangesRefused(refused)
         sha = await self.head(worktree)
         clone = self.clone_path(worktree.repo)
+        token = (
+            None if self.push_tokens is None else await self.push_tokens.push_token(worktree.repo)
+        )
         async with self._locks.hold(clone):
             await self._reset_config(clone, worktree.url)
             await self.git.run(
@@ -440,9 +498,20 @@ class Workspace:
                 f"{sha}:refs/heads/{worktree.branch}",
                 cwd=clone,
                 env=transport_env(worktree.url),
-                config=push_auth_config(self.push_token),
+                config=push_auth_config(token),
             )
         return sha
+
+
+@dataclass(frozen=True)
+class FixedPushToken:
+    """`PushTokens` with one token for every repository (a personal access token)."""
+
+    token: str = field(repr=False)
+
+    async def push_token(self, repo: str) -> str:
+        """The same token, whatever the repository."""
+        return self.token
 
 
 def push_auth_config(token: str | None) -> tuple[tuple[str, str], ...]:
@@ -487,6 +556,46 @@ def _admin_dir(path: Path) -> Path | None:
         return None
     admin = path / text.removeprefix("gitdir:").strip()  # an absolute dir stays as it is
     return admin if admin.is_dir() else None
+
+
+_TASK_DIR = re.compile(r"issue-([1-9][0-9]{0,9})")
+
+
+def _task_dirs(worktrees: Path) -> list[TaskDir]:
+    """`worktrees/<repo_dir>/issue-<N>` directories, each with its newest checkout time."""
+    found: list[TaskDir] = []
+    for repo_dir in _children(worktrees):
+        for path in _children(repo_dir):
+            match = _TASK_DIR.fullmatch(path.name)
+            if match is not None:
+                found.append(TaskDir(repo_dir.name, int(match.group(1)), path, _touched(path)))
+    return found
+
+
+def _children(path: Path) -> list[Path]:
+    """The directories in `path` (not following symlinks); none when it is not one."""
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+
+
+def _touched(task_dir: Path) -> float:
+    """When a worktree of the task was last checked out: the newest owner stamp (written
+    at every checkout), else the newest worktree directory, else the task directory."""
+    times = [_mtime(task_dir)]
+    for child in _children(task_dir):
+        admin = _admin_dir(child)
+        stamp = _mtime(admin / _OWNER_FILE) if admin is not None else None
+        times.append(stamp if stamp is not None else _mtime(child))
+    return max((t for t in times if t is not None), default=0.0)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return None
 
 
 def _remove_empty_dirs(start: Path, stop: Path) -> None:
