@@ -11,6 +11,7 @@ import hmac
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AliasChoices,
@@ -40,8 +41,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AW_", extra="ignore", populate_by_name=True)
 
     # Storage and queue.
-    database_url: str = "sqlite:///agent-workflow.db"  # embedded: a file in the working dir
-    redis_url: str | None = None  # unset: the embedded in-process queue
+    # URLs may carry passwords: kept out of the settings' repr, shown only through
+    # `redacted_url` (the password replaced by ***).
+    database_url: str = Field(  # embedded: a file in the working dir
+        default="sqlite:///agent-workflow.db", repr=False
+    )
+    redis_url: str | None = Field(default=None, repr=False)  # unset: the in-process queue
     queue_name: str = "agent-workflow"  # BullMQ queue; distinct names share one Redis
     queue_prefix: str = "aw"  # Redis key prefix; not BullMQ's `bull`, so a shared Redis reads well
 
@@ -249,6 +254,19 @@ class Settings(BaseSettings):
         if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
             raise ConfigError("AW_WEBHOOK_SECRET is not set: GitHub webhooks cannot be verified")
         return self.webhook_secret.get_secret_value()
+
+
+def redacted_url(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from agent_workflow.config import load_settings
+from agent_workflow.config import load_settings, redacted_url
 from agent_workflow.core.errors import ConfigError
 from agent_workflow.ingress import create_app, parse
 from agent_workflow.queue.bullmq_backend import BullQueue, BullWorkerRunner
 from agent_workflow.queue.embedded import EmbeddedQueue
 from agent_workflow.service.handler import JobHandler
-from agent_workflow.service.runtime import triggers_from
+from agent_workflow.service.runtime import open_runtime, triggers_from
 from agent_workflow.workspace.limiter import RunLimiter
 from tests.ingress.helpers import TRIGGERS
 
@@ -99,3 +99,23 @@ def test_no_second_default__these_take_the_value_from_settings(
         p for p in params if signature.parameters[p].default is not inspect.Parameter.empty
     ]
     assert defaulted == []
+
+
+def test_urls_with_passwords__never_shown() -> None:
+    settings = load_settings(
+        database_url="postgresql+asyncpg://aw:pg-s3cret@db.internal:5432/aw",
+        redis_url="redis://:redis-s3cret@redis.internal:6379/0",
+    )
+    assert "s3cret" not in repr(settings)
+    assert redacted_url(settings.database_url) == "postgresql+asyncpg://aw:***@db.internal:5432/aw"
+    assert redacted_url(settings.redis_url or "") == "redis://:***@redis.internal:6379/0"
+    assert redacted_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+async def test_unreachable_redis__the_error_hides_the_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        await open_runtime(
+            load_settings(redis_url="redis://:redis-s3cret@127.0.0.1:1/0")
+        ).__aenter__()
+    assert "s3cret" not in str(caught.value)
+    assert "***" in str(caught.value)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from agent_workflow.config import Settings
+from agent_workflow.config import Settings, redacted_url
 from agent_workflow.core import clock
 from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
 from agent_workflow.core.ports import Agent, Forge, PushTokens
@@ -170,6 +170,7 @@ async def _check_redis(url: str) -> None:
     try:
         await client.ping()
     except (OSError, redis.RedisError) as exc:
-        raise ConfigError(f"cannot reach Redis at {url}: {exc}") from exc
+        shown = redacted_url(url)
+        raise ConfigError(f"cannot reach Redis at {shown}: {str(exc).replace(url, shown)}") from exc
     finally:
         await client.aclose()
