@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from agent_workflow.config import Settings
+from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.store import Store, connect
 from agent_workflow.store.db import create_engine, upgrade
 
@@ -26,6 +27,11 @@ REDIS_URL = os.environ.get("AW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = os.environ.get("AW_TEST_BACKENDS", "sqlite,postgres").split(",")
 # Cores built by tests cache permissions as a deployment does: `AW_PERMISSION_TTL_S`'s one default.
 PERMISSION_TTL_S: float = Settings.model_fields["permission_ttl_s"].default
+# And bound rounds after the pull request by the deployment's defaults.
+ROUND_LIMITS = RoundLimits(
+    revise=Settings.model_fields["max_revise_rounds"].default,
+    repair=Settings.model_fields["max_repair_rounds"].default,
+)
 
 
 def _pg_url(database: str) -> str:

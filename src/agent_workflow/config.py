@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     plan_command: str = "/agent plan"  # for people who would rather comment than label
     approve_command: str = "/approve"  # after the plan: deliver it
     retry_command: str = "/retry"  # after `agent-blocked`: a new attempt of the phase
+    # On the task's pull request (conversation or review comment), a first line of this,
+    # a space and an instruction starts a revise round; the agent's own name, like
+    # `/agent plan`, so people learn one word.
+    revise_command: str = "/agent"
+    # On the task's pull request: a repair round for the head commit's failing checks,
+    # even when a person pushed it (such pushes are otherwise left alone).
+    repair_command: str = "/agent fix ci"
 
     # Hostile input.
     # GitHub gives up on a delivery after 10 s, so a body still arriving then is a slow
@@ -111,6 +118,12 @@ class Settings(BaseSettings):
     # How often the sweeper deletes old deliveries and removes worktrees: both scan (a table,
     # a directory), so hourly keeps them cheap; growth between two runs is an hour's worth.
     retention_interval_s: float = Field(default=3600.0, gt=0)
+
+    # Rounds after the pull request (review rounds, CI repair rounds).
+    # Each round costs an agent run; past these, a person should look: the agent and its
+    # reviewer (or CI) are not converging. One comment says so, nothing more runs.
+    max_revise_rounds: int = Field(default=5, ge=1)
+    max_repair_rounds: int = Field(default=3, ge=1)
 
     # HTTP server.
     host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
@@ -184,7 +197,13 @@ class Settings(BaseSettings):
     owner: str = Field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     @field_validator(
-        "plan_label", "approve_label", "plan_command", "approve_command", "retry_command"
+        "plan_label",
+        "approve_label",
+        "plan_command",
+        "approve_command",
+        "retry_command",
+        "revise_command",
+        "repair_command",
     )
     @classmethod
     def _trigger(cls, value: str) -> str:
@@ -196,14 +215,22 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _distinct_triggers(self) -> Settings:
         labels = [self.plan_label.casefold(), self.approve_label.casefold()]
-        commands = [
-            " ".join(c.split())
-            for c in (self.plan_command, self.approve_command, self.retry_command)
-        ]
+        commands = {
+            "AW_PLAN_COMMAND": self.plan_command,
+            "AW_APPROVE_COMMAND": self.approve_command,
+            "AW_RETRY_COMMAND": self.retry_command,
+            "AW_REVISE_COMMAND": self.revise_command,
+            "AW_REPAIR_COMMAND": self.repair_command,
+        }
         if len(set(labels)) < len(labels):
             raise ValueError("AW_PLAN_LABEL and AW_APPROVE_LABEL must differ")
-        if len(set(commands)) < len(commands):
-            raise ValueError("AW_PLAN_COMMAND, AW_APPROVE_COMMAND and AW_RETRY_COMMAND must differ")
+        # The repair and issue commands may begin with the revise command (the defaults
+        # do): an exact command wins over a revise instruction, so only equality is dead.
+        seen: dict[str, str] = {}
+        for name, command in commands.items():
+            other = seen.setdefault(" ".join(command.split()), name)
+            if other != name:
+                raise ValueError(f"{other} and {name} must differ")
         return self
 
     @field_validator("github_api_url", "model_base_url")

@@ -7,6 +7,8 @@ drive it with `EmulatorAdmin`. Faults, counters and webhooks are described in
 
 from github_emulator.client import (
     Acted,
+    CheckRunView,
+    ChecksCompleted,
     CommentView,
     Counters,
     DeliveryInfo,
@@ -14,6 +16,10 @@ from github_emulator.client import (
     EmulatorAdminError,
     IssueView,
     PullView,
+    Pushed,
+    ReviewCommentView,
+    Reviewed,
+    ReviewView,
 )
 from github_emulator.core import Emulator, EmulatorConfig
 from github_emulator.faults import FaultKind
@@ -22,6 +28,8 @@ from github_emulator.webhooks import Signature, sign
 
 __all__ = [
     "Acted",
+    "CheckRunView",
+    "ChecksCompleted",
     "CommentView",
     "Counters",
     "DeliveryInfo",
@@ -33,6 +41,10 @@ __all__ = [
     "FaultKind",
     "IssueView",
     "PullView",
+    "Pushed",
+    "ReviewCommentView",
+    "ReviewView",
+    "Reviewed",
     "Signature",
     "main",
     "serve_app",

@@ -19,7 +19,7 @@ from github_emulator.core import Emulator
 from github_emulator.errors import ApiError, not_found
 from github_emulator.events import Event
 from github_emulator.faults import FaultRule
-from github_emulator.model import Issue, Repo
+from github_emulator.model import CheckRun, Issue, Repo, ReviewComment
 from github_emulator.webhooks import Delivery, Signature
 
 PREFIX = "/_emulator"
@@ -90,8 +90,34 @@ def issue_view(issue: Issue) -> dict[str, Any]:
             "head_label": issue.pull.head_label,
             "base": issue.pull.base_ref,
             "merged": issue.pull.merged_at is not None,
+            "head_sha": issue.pull.head_sha,
         }
     return view
+
+
+def review_comment_view(comment: ReviewComment) -> dict[str, Any]:
+    """A review comment as the admin API reports it."""
+    return {
+        "id": comment.id,
+        "review_id": comment.review_id,
+        "body": comment.body,
+        "author": comment.user.login,
+        "path": comment.path,
+        "line": comment.line,
+        "in_reply_to_id": comment.in_reply_to_id,
+    }
+
+
+def check_run_view(run: CheckRun) -> dict[str, Any]:
+    """A check run as the admin API reports it."""
+    return {
+        "id": run.id,
+        "suite_id": run.suite_id,
+        "name": run.name,
+        "head_sha": run.head_sha,
+        "status": run.status,
+        "conclusion": run.conclusion,
+    }
 
 
 def repo_view(repo: Repo) -> dict[str, Any]:
@@ -203,6 +229,127 @@ async def merge(request: Request) -> Response:
     fields = await _fields(request)
     issue, events = _emu(request).state.merge_pull(_repo(request), _number(request), _user(fields))
     return await _acted(request, issue.number, events)
+
+
+async def submit_review(request: Request) -> Response:
+    """POST .../pulls/{number}/reviews {user, state, body?, comments?: [{path, line, body}]}
+
+    Sends `pull_request_review.submitted`, then `pull_request_review_comment.created`
+    per comment; answers `{id: review id, comment_ids, deliveries}`.
+    """
+    fields = await _fields(request)
+    comments = fields.get("comments") or []
+    if not isinstance(comments, list) or not all(isinstance(c, dict) for c in comments):
+        raise ApiError(422, "`comments` must be a list of {path, line, body}")
+    review, created, events = _emu(request).state.submit_review(
+        _repo(request),
+        _number(request),
+        author=_user(fields),
+        state=str(fields.get("state") or ""),
+        body=str(fields.get("body") or ""),
+        comments=comments,
+    )
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    return JSONResponse(
+        {
+            "id": review.id,
+            "comment_ids": [c.id for c in created],
+            "deliveries": [delivery_summary(d) for d in deliveries],
+        }
+    )
+
+
+async def review_comment(request: Request) -> Response:
+    """POST .../pulls/{number}/review-comments {user, body, path, line} or {user, body, in_reply_to}
+
+    A single line comment (GitHub files it in a `COMMENTED` review) or a reply in a
+    thread; `id` is the new review comment's id.
+    """
+    fields = await _fields(request)
+    state, repo, number, user = _emu(request).state, _repo(request), _number(request), _user(fields)
+    body, reply_to = str(fields.get("body") or ""), fields.get("in_reply_to")
+    if reply_to is not None:
+        if not isinstance(reply_to, int):
+            raise ApiError(422, "`in_reply_to` must be a review comment id")
+        reply, events = state.reply_to_review_comment(repo, number, reply_to, body, user)
+        return await _acted(request, reply.id, events)
+    spec = {"path": fields.get("path"), "line": fields.get("line"), "body": body}
+    _, [created], events = state.submit_review(
+        repo, number, author=user, state="COMMENTED", comments=[spec]
+    )
+    return await _acted(request, created.id, events)
+
+
+async def list_review_comments(request: Request) -> Response:
+    """GET .../pulls/{number}/review-comments: every review comment and reply, ascending id."""
+    comments = _emu(request).state.review_comments(_repo(request), _number(request))
+    return JSONResponse([review_comment_view(c) for c in comments])
+
+
+async def list_reviews(request: Request) -> Response:
+    """GET .../pulls/{number}/reviews: the PR's reviews, oldest first (state as REST spells it)."""
+    issue = _emu(request).state.pull(_repo(request), _number(request))
+    assert issue.pull is not None
+    return JSONResponse(
+        [
+            {"id": r.id, "state": r.state, "body": r.body, "author": r.user.login}
+            for r in issue.pull.reviews
+        ]
+    )
+
+
+async def complete_checks(request: Request) -> Response:
+    """POST .../commits/{sha}/check-suites {runs: [{name, conclusion, title?, summary?, text?,
+    annotations?: [{path, start_line, message}]}], app?}
+
+    Sends `check_run.completed` per run, then `check_suite.completed`; answers
+    `{id: suite id, conclusion, run_ids, deliveries}`.
+    """
+    fields = await _fields(request)
+    runs = fields.get("runs")
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise ApiError(422, "`runs` must be a list of check runs")
+    suite, created, events = _emu(request).state.complete_checks(
+        _repo(request),
+        str(request.path_params["sha"]),
+        runs,
+        app=str(fields.get("app") or "github-actions"),
+    )
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    return JSONResponse(
+        {
+            "id": suite.id,
+            "conclusion": suite.conclusion,
+            "run_ids": [r.id for r in created],
+            "deliveries": [delivery_summary(d) for d in deliveries],
+        }
+    )
+
+
+async def list_check_runs(request: Request) -> Response:
+    """GET .../commits/{ref}/check-runs: every run on the commit (`filter=all`), oldest first."""
+    runs = _emu(request).state.check_runs(
+        _repo(request), str(request.path_params["ref"]), latest=False
+    )
+    return JSONResponse([check_run_view(r) for r in runs])
+
+
+async def push(request: Request) -> Response:
+    """POST .../branches/{branch}/push {user, sha?}: move the branch (a fresh SHA by default).
+
+    Open PRs from the branch get the new head and send `pull_request.synchronize`;
+    answers `{sha, deliveries}`.
+    """
+    fields = await _fields(request)
+    sha = fields.get("sha")
+    new_sha, events = _emu(request).state.push(
+        _repo(request),
+        str(request.path_params["branch"]),
+        _user(fields),
+        sha if isinstance(sha, str) and sha else None,
+    )
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    return JSONResponse({"sha": new_sha, "deliveries": [delivery_summary(d) for d in deliveries]})
 
 
 # -- inspection --------------------------------------------------------------------
@@ -345,6 +492,13 @@ _TABLE: tuple[tuple[str, str, Endpoint], ...] = (
     ("GET", _REPO + "/pulls", list_pulls),
     ("POST", _REPO + "/pulls", open_pull),
     ("POST", _REPO + "/pulls/{number}/merge", merge),
+    ("POST", _REPO + "/pulls/{number}/reviews", submit_review),
+    ("GET", _REPO + "/pulls/{number}/reviews", list_reviews),
+    ("POST", _REPO + "/pulls/{number}/review-comments", review_comment),
+    ("GET", _REPO + "/pulls/{number}/review-comments", list_review_comments),
+    ("POST", _REPO + "/commits/{sha}/check-suites", complete_checks),
+    ("GET", _REPO + "/commits/{ref:path}/check-runs", list_check_runs),
+    ("POST", _REPO + "/branches/{branch:path}/push", push),
     ("PUT", _REPO + "/collaborators/{username}", set_permission),
     ("PUT", PREFIX + "/tokens/{token}", put_token),
     ("DELETE", PREFIX + "/installation-tokens", revoke_tokens),

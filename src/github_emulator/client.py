@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -76,6 +76,7 @@ class PullView:
     head_label: str
     base: str
     merged: bool
+    head_sha: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,72 @@ class IssueView:
             comments=[CommentView(**c) for c in data["comments"]],
             pull=None if pull is None else PullView(**pull),
         )
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A submitted review: its id, its line comments' ids (in order) and the webhooks sent."""
+
+    id: int
+    comment_ids: list[int]
+    deliveries: list[DeliveryInfo]
+
+
+@dataclass(frozen=True)
+class ReviewView:
+    """A review as the emulator holds it; `state` as REST spells it (`CHANGES_REQUESTED`)."""
+
+    id: int
+    state: str
+    body: str
+    author: str
+
+
+@dataclass(frozen=True)
+class ReviewCommentView:
+    """A review comment or reply as the emulator holds it."""
+
+    id: int
+    review_id: int
+    body: str
+    author: str
+    path: str
+    line: int | None
+    in_reply_to_id: int | None
+
+
+@dataclass(frozen=True)
+class ChecksCompleted:
+    """A completed check suite: its id and overall conclusion, its runs' ids, webhooks sent."""
+
+    id: int
+    conclusion: str
+    run_ids: list[int]
+    deliveries: list[DeliveryInfo]
+
+
+@dataclass(frozen=True)
+class CheckRunView:
+    """A check run as the emulator holds it."""
+
+    id: int
+    suite_id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A branch moved: its new head SHA and the `pull_request.synchronize` webhooks sent."""
+
+    sha: str
+    deliveries: list[DeliveryInfo]
+
+
+def _deliveries(data: dict[str, Any]) -> list[DeliveryInfo]:
+    return [DeliveryInfo.from_json(d) for d in data["deliveries"]]
 
 
 @dataclass(frozen=True)
@@ -257,6 +324,64 @@ class EmulatorAdmin:
         """Merge a PR as `user` (sends `pull_request.closed` with `merged: true`)."""
         return await self._acted(f"{_repo_path(repo)}/pulls/{number}/merge", {"user": user})
 
+    async def submit_review(
+        self,
+        repo: str,
+        number: int,
+        *,
+        user: str,
+        state: str,
+        body: str = "",
+        comments: Sequence[Mapping[str, Any]] = (),
+    ) -> Reviewed:
+        """Review a PR as `user`: `state` is `changes_requested`, `commented` or `approved`
+        (or the event names `REQUEST_CHANGES`, `COMMENT`, `APPROVE`), `comments` line
+        comments `{path, line, body}`. Sends `pull_request_review.submitted`, then one
+        `pull_request_review_comment.created` per comment."""
+        payload = {"user": user, "state": state, "body": body, "comments": list(comments)}
+        data = await self._call("POST", f"{_repo_path(repo)}/pulls/{number}/reviews", payload)
+        return Reviewed(data["id"], list(data["comment_ids"]), _deliveries(data))
+
+    async def review_comment(
+        self, repo: str, number: int, body: str, *, user: str, path: str, line: int
+    ) -> Acted:
+        """A single line comment as `user` (GitHub files it in a `COMMENTED` review);
+        sends `pull_request_review.submitted` and `pull_request_review_comment.created`."""
+        payload = {"user": user, "body": body, "path": path, "line": line}
+        return await self._acted(f"{_repo_path(repo)}/pulls/{number}/review-comments", payload)
+
+    async def reply_to_review_comment(
+        self, repo: str, number: int, comment_id: int, body: str, *, user: str
+    ) -> Acted:
+        """Reply as `user` in the thread of review comment `comment_id`; `id` is the reply's."""
+        payload = {"user": user, "body": body, "in_reply_to": comment_id}
+        return await self._acted(f"{_repo_path(repo)}/pulls/{number}/review-comments", payload)
+
+    async def complete_checks(
+        self,
+        repo: str,
+        sha: str,
+        runs: Sequence[Mapping[str, Any]],
+        *,
+        app: str = "github-actions",
+    ) -> ChecksCompleted:
+        """Finish a check suite of `app` on commit `sha`. `runs`: `{name, conclusion, title?,
+        summary?, text?, annotations?: [{path, start_line, message}]}`. Sends one
+        `check_run.completed` per run, then `check_suite.completed` (the most severe
+        conclusion wins)."""
+        path = f"{_repo_path(repo)}/commits/{quote(sha, safe='')}/check-suites"
+        data = await self._call("POST", path, {"runs": list(runs), "app": app})
+        return ChecksCompleted(
+            data["id"], data["conclusion"], list(data["run_ids"]), _deliveries(data)
+        )
+
+    async def push(self, repo: str, branch: str, *, user: str, sha: str | None = None) -> Pushed:
+        """Move `branch` to `sha` (a fresh SHA by default), as a `git push` would; open PRs
+        from it get the new head and send `pull_request.synchronize`."""
+        path = f"{_repo_path(repo)}/branches/{quote(branch, safe='/')}/push"
+        data = await self._call("POST", path, {"user": user, "sha": sha})
+        return Pushed(data["sha"], _deliveries(data))
+
     # -- inspection ------------------------------------------------------------------------
 
     async def state(self) -> dict[str, Any]:
@@ -280,6 +405,34 @@ class EmulatorAdmin:
         """Every PR of the repository, oldest first."""
         data = await self._call("GET", f"{_repo_path(repo)}/pulls")
         return [IssueView.from_json(item) for item in data]
+
+    async def pull_head_sha(self, repo: str, number: int) -> str:
+        """The head commit SHA of a PR."""
+        pull = (await self.issue(repo, number)).pull
+        if pull is None:
+            raise EmulatorAdminError(404, f"#{number} is not a pull request")
+        return pull.head_sha
+
+    async def reviews(self, repo: str, number: int) -> list[ReviewView]:
+        """A PR's reviews, oldest first."""
+        data = await self._call("GET", f"{_repo_path(repo)}/pulls/{number}/reviews")
+        return [ReviewView(**item) for item in data]
+
+    async def review_comments(self, repo: str, number: int) -> list[ReviewCommentView]:
+        """A PR's review comments and replies, ascending id."""
+        data = await self._call("GET", f"{_repo_path(repo)}/pulls/{number}/review-comments")
+        return [ReviewCommentView(**item) for item in data]
+
+    async def replies(self, repo: str, number: int, comment_id: int) -> list[ReviewCommentView]:
+        """The replies in the thread of review comment `comment_id`, oldest first."""
+        return [
+            c for c in await self.review_comments(repo, number) if c.in_reply_to_id == comment_id
+        ]
+
+    async def check_runs(self, repo: str, ref: str) -> list[CheckRunView]:
+        """Every check run on a commit (SHA or branch), oldest first, superseded ones too."""
+        path = f"{_repo_path(repo)}/commits/{quote(ref, safe='/')}/check-runs"
+        return [CheckRunView(**item) for item in await self._call("GET", path)]
 
     async def counters(self) -> Counters:
         """Request and fault counters since start or the last reset."""

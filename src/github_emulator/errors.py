@@ -16,7 +16,7 @@ class ApiError(Exception):
         status: int,
         message: str,
         *,
-        errors: list[dict[str, Any]] | None = None,
+        errors: list[Any] | None = None,  # field-error objects, or plain strings
         documentation_url: str = DOCS_URL,
         headers: dict[str, str] | None = None,
     ) -> None:

@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from github_emulator.model import Comment, Issue, Label, Repo, User
+from github_emulator.model import (
+    CheckRun,
+    CheckSuite,
+    Comment,
+    Issue,
+    Label,
+    Repo,
+    Review,
+    ReviewComment,
+    User,
+)
 from github_emulator.render import JSON, Renderer
 
 
@@ -58,9 +68,22 @@ class EventFactory:
             payload["label"] = self.render.label(repo, label)
         return Event("issues", payload)
 
-    def issue_comment(self, repo: Repo, issue: Issue, comment: Comment, sender: User) -> Event:
-        """`issue_comment` event with action `created`."""
-        payload = self._envelope("created", repo, sender)
+    def issue_comment(
+        self,
+        repo: Repo,
+        issue: Issue,
+        comment: Comment,
+        sender: User,
+        action: str = "created",
+        old_body: str | None = None,
+    ) -> Event:
+        """`issue_comment` event: `created`, or `edited` with `changes.body.from`.
+
+        On a pull request, `issue.pull_request` is present (the comment is on its
+        conversation, not on a line)."""
+        payload = self._envelope(action, repo, sender)
+        if old_body is not None:
+            payload["changes"] = {"body": {"from": old_body}}
         payload["issue"] = self.render.issue(repo, issue)
         payload["comment"] = self.render.comment(repo, comment)
         return Event("issue_comment", payload)
@@ -81,3 +104,33 @@ class EventFactory:
         if issue.pull is not None:
             return self.pull_request(action, repo, issue, sender, label)
         return self.issues(action, repo, issue, sender, label)
+
+    def pull_request_review(self, repo: Repo, issue: Issue, review: Review, sender: User) -> Event:
+        """`pull_request_review.submitted`; `review.state` lower case (`changes_requested`)."""
+        payload = self._envelope("submitted", repo, sender)
+        payload["review"] = self.render.review(repo, review, webhook=True)
+        payload["pull_request"] = self.render.pull_simple(repo, issue)
+        return Event("pull_request_review", payload)
+
+    def pull_request_review_comment(
+        self, repo: Repo, issue: Issue, comment: ReviewComment, sender: User
+    ) -> Event:
+        """`pull_request_review_comment.created` (a line comment or a reply)."""
+        payload = self._envelope("created", repo, sender)
+        payload["comment"] = self.render.review_comment(repo, comment)
+        payload["pull_request"] = self.render.pull_simple(repo, issue)
+        return Event("pull_request_review_comment", payload)
+
+    def check_run(
+        self, repo: Repo, run: CheckRun, suite: CheckSuite, pulls: list[Issue], sender: User
+    ) -> Event:
+        """`check_run.completed`; `check_run.check_suite` carries `head_branch`."""
+        payload = self._envelope("completed", repo, sender)
+        payload["check_run"] = self.render.check_run(repo, run, suite, pulls, webhook=True)
+        return Event("check_run", payload)
+
+    def check_suite(self, repo: Repo, suite: CheckSuite, pulls: list[Issue], sender: User) -> Event:
+        """`check_suite.completed` with the suite's overall conclusion."""
+        payload = self._envelope("completed", repo, sender)
+        payload["check_suite"] = self.render.check_suite(repo, suite, pulls)
+        return Event("check_suite", payload)

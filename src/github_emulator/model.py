@@ -50,6 +50,81 @@ class Comment:
 
 
 @dataclass
+class ReviewComment:
+    """A pull request review comment: a line comment of a review, or a reply in its thread."""
+
+    id: int
+    pull_number: int
+    review_id: int
+    user: User
+    body: str
+    path: str
+    line: int | None
+    commit_id: str
+    diff_hunk: str
+    in_reply_to_id: int | None = None  # a reply's thread: the top-level comment's id
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class Review:
+    """A submitted pull request review; `state` in REST's spelling (`CHANGES_REQUESTED`)."""
+
+    id: int
+    pull_number: int
+    user: User
+    state: str
+    body: str
+    commit_id: str
+    submitted_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class Annotation:
+    """A check run annotation (a file and line the run points at)."""
+
+    path: str
+    start_line: int
+    message: str
+    end_line: int | None = None
+    level: str = "failure"  # notice | warning | failure
+    title: str = ""
+
+
+@dataclass
+class CheckSuite:
+    """The check suite of one app on one commit."""
+
+    id: int
+    head_sha: str
+    head_branch: str | None
+    app_slug: str
+    status: str = "queued"
+    conclusion: str | None = None
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class CheckRun:
+    """A check run on a commit, with the output CI reports."""
+
+    id: int
+    suite_id: int
+    name: str
+    head_sha: str
+    status: str = "completed"
+    conclusion: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    annotations: list[Annotation] = field(default_factory=list)
+    started_at: datetime = field(default_factory=now)
+    completed_at: datetime | None = None
+
+
+@dataclass
 class PullInfo:
     """What makes an issue a pull request."""
 
@@ -60,6 +135,8 @@ class PullInfo:
     merged_at: datetime | None = None
     merged_by: User | None = None
     merge_sha: str | None = None
+    reviews: list[Review] = field(default_factory=list)
+    review_comments: list[ReviewComment] = field(default_factory=list)
 
     @property
     def head_label(self) -> str:
@@ -103,6 +180,8 @@ class Repo:
     issues: dict[int, Issue] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # "refs/heads/x" → sha
     roles: dict[str, str] = field(default_factory=dict)  # lower-cased login → role
+    check_suites: dict[int, CheckSuite] = field(default_factory=dict)
+    check_runs: list[CheckRun] = field(default_factory=list)  # oldest first
     next_number: int = 1
 
     @property

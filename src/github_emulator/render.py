@@ -6,7 +6,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from github_emulator.model import Comment, Issue, Label, PullInfo, Repo, User
+from github_emulator.model import (
+    Annotation,
+    CheckRun,
+    CheckSuite,
+    Comment,
+    Issue,
+    Label,
+    PullInfo,
+    Repo,
+    Review,
+    ReviewComment,
+    User,
+)
 
 JSON = dict[str, Any]
 
@@ -175,4 +187,169 @@ class Renderer:
                 "type": "commit",
                 "url": f"{self.api_url}/repos/{repo.full_name}/git/commits/{sha}",
             },
+        }
+
+    # -- reviews ---------------------------------------------------------------------------
+
+    def review(self, repo: Repo, review: Review, *, webhook: bool = False) -> JSON:
+        """A pull request review; `state` is upper case in REST, lower case in webhooks."""
+        pull_url = f"{self.api_url}/repos/{repo.full_name}/pulls/{review.pull_number}"
+        html_url = (
+            f"{self.web_url}/{repo.full_name}/pull/{review.pull_number}"
+            f"#pullrequestreview-{review.id}"
+        )
+        return {
+            "id": review.id,
+            "node_id": f"PRR_{review.id}",
+            "user": self.user(review.user),
+            "body": review.body or (None if webhook else ""),
+            "state": review.state.lower() if webhook else review.state,
+            "commit_id": review.commit_id,
+            "submitted_at": timestamp(review.submitted_at),
+            "html_url": html_url,
+            "pull_request_url": pull_url,
+            "author_association": "NONE",
+            "_links": {"html": {"href": html_url}, "pull_request": {"href": pull_url}},
+        }
+
+    def review_comment(self, repo: Repo, comment: ReviewComment) -> JSON:
+        """A pull request review comment (REST and `pull_request_review_comment` webhooks)."""
+        url = f"{self.api_url}/repos/{repo.full_name}/pulls/comments/{comment.id}"
+        pull_url = f"{self.api_url}/repos/{repo.full_name}/pulls/{comment.pull_number}"
+        html_url = (
+            f"{self.web_url}/{repo.full_name}/pull/{comment.pull_number}#discussion_r{comment.id}"
+        )
+        body: JSON = {
+            "id": comment.id,
+            "node_id": f"PRRC_{comment.id}",
+            "url": url,
+            "pull_request_review_id": comment.review_id,
+            "diff_hunk": comment.diff_hunk,
+            "path": comment.path,
+            "position": comment.line,
+            "original_position": comment.line,
+            "commit_id": comment.commit_id,
+            "original_commit_id": comment.commit_id,
+            "user": self.user(comment.user),
+            "body": comment.body,
+            "created_at": timestamp(comment.created_at),
+            "updated_at": timestamp(comment.updated_at),
+            "html_url": html_url,
+            "pull_request_url": pull_url,
+            "author_association": "NONE",
+            "_links": {
+                "self": {"href": url},
+                "html": {"href": html_url},
+                "pull_request": {"href": pull_url},
+            },
+            "start_line": None,
+            "original_start_line": None,
+            "start_side": None,
+            "line": comment.line,
+            "original_line": comment.line,
+            "side": "RIGHT",
+            "subject_type": "line" if comment.line is not None else "file",
+        }
+        if comment.in_reply_to_id is not None:
+            body["in_reply_to_id"] = comment.in_reply_to_id
+        return body
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def app(self, slug: str) -> JSON:
+        """The GitHub App that runs checks (`github-actions` by default)."""
+        return {
+            "id": sum(slug.encode()) + 10_000,
+            "slug": slug,
+            "node_id": f"A_{slug}",
+            "name": slug,
+            "html_url": f"{self.web_url}/apps/{quote(slug)}",
+        }
+
+    def pull_ref(self, repo: Repo, issue: Issue) -> JSON:
+        """A pull request as check runs and suites list it: number, head and base only."""
+        assert issue.pull is not None, "not a pull request"
+        mini_repo = {
+            "id": repo.id,
+            "url": f"{self.api_url}/repos/{repo.full_name}",
+            "name": repo.name,
+        }
+        return {
+            "url": f"{self.api_url}/repos/{repo.full_name}/pulls/{issue.number}",
+            "id": issue.id,
+            "number": issue.number,
+            "head": {"ref": issue.pull.head_ref, "sha": issue.pull.head_sha, "repo": mini_repo},
+            "base": {
+                "ref": issue.pull.base_ref,
+                "sha": repo.refs.get(f"refs/heads/{issue.pull.base_ref}", ""),
+                "repo": mini_repo,
+            },
+        }
+
+    def check_suite(self, repo: Repo, suite: CheckSuite, pulls: list[Issue]) -> JSON:
+        """A check suite (as `check_suite` webhooks and a run's `check_suite` carry it)."""
+        url = f"{self.api_url}/repos/{repo.full_name}/check-suites/{suite.id}"
+        return {
+            "id": suite.id,
+            "node_id": f"CS_{suite.id}",
+            "head_branch": suite.head_branch,
+            "head_sha": suite.head_sha,
+            "status": suite.status,
+            "conclusion": suite.conclusion,
+            "url": url,
+            "before": None,
+            "after": suite.head_sha,
+            "pull_requests": [self.pull_ref(repo, p) for p in pulls],
+            "app": self.app(suite.app_slug),
+            "created_at": timestamp(suite.created_at),
+            "updated_at": timestamp(suite.updated_at),
+            "check_runs_url": f"{url}/check-runs",
+            "head_commit": {"id": suite.head_sha},
+        }
+
+    def check_run(
+        self, repo: Repo, run: CheckRun, suite: CheckSuite, pulls: list[Issue], *, webhook: bool
+    ) -> JSON:
+        """A check run; REST gives its suite as `{id}`, webhooks the whole suite."""
+        url = f"{self.api_url}/repos/{repo.full_name}/check-runs/{run.id}"
+        return {
+            "id": run.id,
+            "node_id": f"CR_{run.id}",
+            "head_sha": run.head_sha,
+            "external_id": "",
+            "url": url,
+            "html_url": f"{self.web_url}/{repo.full_name}/runs/{run.id}",
+            "details_url": f"{self.web_url}/{repo.full_name}/runs/{run.id}",
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "started_at": timestamp(run.started_at),
+            "completed_at": timestamp(run.completed_at),
+            "output": {
+                "title": run.title,
+                "summary": run.summary,
+                "text": run.text,
+                "annotations_count": len(run.annotations),
+                "annotations_url": f"{url}/annotations",
+            },
+            "name": run.name,
+            "check_suite": (self.check_suite(repo, suite, pulls) if webhook else {"id": suite.id}),
+            "app": self.app(suite.app_slug),
+            "pull_requests": [self.pull_ref(repo, p) for p in pulls],
+        }
+
+    def annotation(self, repo: Repo, run: CheckRun, annotation: Annotation) -> JSON:
+        """A check run annotation."""
+        return {
+            "path": annotation.path,
+            "start_line": annotation.start_line,
+            "end_line": annotation.end_line or annotation.start_line,
+            "start_column": None,
+            "end_column": None,
+            "annotation_level": annotation.level,
+            "title": annotation.title,
+            "message": annotation.message,
+            "raw_details": None,
+            "blob_href": (
+                f"{self.web_url}/{repo.full_name}/blob/{run.head_sha}/{quote(annotation.path)}"
+            ),
         }

@@ -214,6 +214,91 @@ async def merge_pull(call: Call) -> Response:
     )
 
 
+async def list_reviews(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews (oldest first, paginated)"""
+    repo = call.repo()
+    issue = call.emu.state.pull(repo, call.number("number"))
+    assert issue.pull is not None
+    page, headers = paginate(call.request.url, issue.pull.reviews)
+    return _json([call.emu.render.review(repo, r) for r in page], headers=headers)
+
+
+async def list_review_comments_of_review(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments (paginated)"""
+    repo = call.repo()
+    comments = call.emu.state.review_comments(repo, call.number("number"), call.number("review_id"))
+    page, headers = paginate(call.request.url, comments)
+    return _json([call.emu.render.review_comment(repo, c) for c in page], headers=headers)
+
+
+async def list_review_comments(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/pulls/{pull_number}/comments (ascending id, paginated)"""
+    repo = call.repo()
+    comments = call.emu.state.review_comments(repo, call.number("number"))
+    if call.request.query_params.get("direction") == "desc":
+        comments.reverse()
+    page, headers = paginate(call.request.url, comments)
+    return _json([call.emu.render.review_comment(repo, c) for c in page], headers=headers)
+
+
+async def reply_to_review_comment(call: Call) -> Response:
+    """POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies {body}"""
+    repo, fields = call.repo(), await call.fields()
+    body = fields.get("body")
+    reply, events = call.emu.state.reply_to_review_comment(
+        repo,
+        call.number("number"),
+        call.number("comment_id"),
+        body if isinstance(body, str) else "",
+        call.login,
+    )
+    await call.emu.emit(events)
+    rendered = call.emu.render.review_comment(repo, reply)
+    return _json(rendered, 201, headers={"location": rendered["url"]})
+
+
+async def edit_comment(call: Call) -> Response:
+    """PATCH /repos/{owner}/{repo}/issues/comments/{comment_id} {body}"""
+    repo, fields = call.repo(), await call.fields()
+    body = fields.get("body")
+    comment, events = call.emu.state.edit_comment(
+        repo, call.number("comment_id"), body if isinstance(body, str) else "", call.login
+    )
+    await call.emu.emit(events)
+    return _json(call.emu.render.comment(repo, comment))
+
+
+async def list_check_runs(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/commits/{ref}/check-runs → {total_count, check_runs}
+
+    Takes `check_name`, `status`, `filter` (`latest`, the default, or `all`) and pages.
+    """
+    repo, query = call.repo(), call.request.query_params
+    state = call.emu.state
+    runs = state.check_runs(
+        repo,
+        call.param("ref"),
+        check_name=query.get("check_name"),
+        status=query.get("status"),
+        latest=query.get("filter", "latest") != "all",
+    )
+    page, headers = paginate(call.request.url, runs)
+    rendered = []
+    for run in page:
+        suite = repo.check_suites[run.suite_id]
+        pulls = state.pulls_at(repo, run.head_sha)
+        rendered.append(call.emu.render.check_run(repo, run, suite, pulls, webhook=False))
+    return _json({"total_count": len(runs), "check_runs": rendered}, headers=headers)
+
+
+async def list_annotations(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations (paginated)"""
+    repo = call.repo()
+    run = call.emu.state.check_run(repo, call.number("check_run_id"))
+    page, headers = paginate(call.request.url, run.annotations)
+    return _json([call.emu.render.annotation(repo, run, a) for a in page], headers=headers)
+
+
 async def get_permission(call: Call) -> Response:
     """GET /repos/{owner}/{repo}/collaborators/{username}/permission"""
     repo, login = call.repo(), call.param("username")
@@ -330,6 +415,21 @@ ROUTES = (
     RestRoute("GET", f"{_REPO}/pulls", list_pulls),
     RestRoute("GET", f"{_REPO}/pulls/{{pull_number}}", get_pull),
     RestRoute("PUT", f"{_REPO}/pulls/{{pull_number}}/merge", merge_pull),
+    RestRoute("GET", f"{_REPO}/pulls/{{pull_number}}/reviews", list_reviews),
+    RestRoute(
+        "GET",
+        f"{_REPO}/pulls/{{pull_number}}/reviews/{{review_id}}/comments",
+        list_review_comments_of_review,
+    ),
+    RestRoute("GET", f"{_REPO}/pulls/{{pull_number}}/comments", list_review_comments),
+    RestRoute(
+        "POST",
+        f"{_REPO}/pulls/{{pull_number}}/comments/{{comment_id}}/replies",
+        reply_to_review_comment,
+    ),
+    RestRoute("PATCH", f"{_REPO}/issues/comments/{{comment_id}}", edit_comment),
+    RestRoute("GET", f"{_REPO}/commits/{{ref}}/check-runs", list_check_runs),
+    RestRoute("GET", f"{_REPO}/check-runs/{{check_run_id}}/annotations", list_annotations),
     RestRoute("GET", f"{_REPO}/collaborators/{{username}}/permission", get_permission),
     RestRoute("POST", f"{_REPO}/git/refs", create_ref),
     RestRoute("GET", f"{_REPO}/git/ref/{{ref}}", get_ref),

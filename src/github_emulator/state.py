@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from github_emulator.errors import (
     ApiError,
@@ -21,11 +22,16 @@ from github_emulator.errors import (
 from github_emulator.events import Event, EventFactory
 from github_emulator.model import (
     ROLES,
+    Annotation,
+    CheckRun,
+    CheckSuite,
     Comment,
     Issue,
     Label,
     PullInfo,
     Repo,
+    Review,
+    ReviewComment,
     User,
     now,
 )
@@ -33,6 +39,28 @@ from github_emulator.render import Renderer
 
 #: GitHub rejects comment and issue bodies longer than this.
 MAX_BODY = 65536
+
+#: A review's `event` (as `POST …/reviews` takes it) or state, in any case → REST's state.
+REVIEW_STATES = {
+    "approve": "APPROVED",
+    "approved": "APPROVED",
+    "request_changes": "CHANGES_REQUESTED",
+    "changes_requested": "CHANGES_REQUESTED",
+    "comment": "COMMENTED",
+    "commented": "COMMENTED",
+}
+
+#: Check run conclusions GitHub accepts, the one that wins a suite's conclusion first.
+CONCLUSIONS = (
+    "action_required",
+    "cancelled",
+    "timed_out",
+    "failure",
+    "stale",
+    "neutral",
+    "success",
+    "skipped",
+)
 
 #: Keywords in a merged PR's body that close an issue of the same repository.
 _CLOSES = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s+#(\d+)", re.IGNORECASE)
@@ -57,6 +85,11 @@ class EmulatorState:
         self._issue_ids = itertools.count(2_000_000_001)
         self._comment_ids = itertools.count(3_000_000_001)
         self._label_ids = itertools.count(7_001)
+        self._review_ids = itertools.count(4_000_000_001)
+        self._review_comment_ids = itertools.count(5_000_000_001)
+        self._check_suite_ids = itertools.count(6_000_000_001)
+        self._check_run_ids = itertools.count(8_000_000_001)
+        self._pushes = itertools.count(1)
 
     # -- users and repositories -------------------------------------------------
 
@@ -292,6 +325,329 @@ class EmulatorState:
                     events.append(self.events.issues("closed", repo, target, sender))
         return issue, events
 
+    # -- reviews --------------------------------------------------------------------
+
+    def submit_review(
+        self,
+        repo: Repo,
+        number: int,
+        *,
+        author: str,
+        state: str,
+        body: str = "",
+        comments: Sequence[Mapping[str, Any]] = (),
+    ) -> tuple[Review, list[ReviewComment], list[Event]]:
+        """Submit a review with line comments `{path, line, body}` on the PR's head commit.
+
+        `state` is a review event or state in any case (`REQUEST_CHANGES`,
+        `changes_requested`, `approve`, ...). Emits `pull_request_review.submitted`
+        and then one `pull_request_review_comment.created` per comment.
+        """
+        issue = self.pull(repo, number)
+        assert issue.pull is not None
+        rest_state = REVIEW_STATES.get(state.lower())
+        if rest_state is None:
+            raise validation_failed(
+                {"resource": "PullRequestReview", "code": "invalid", "field": "event"}
+            )
+        self._check_body(body)
+        if rest_state == "CHANGES_REQUESTED" and not body:
+            raise ApiError(422, "Unprocessable Entity", errors=["Body can't be blank"])
+        if rest_state == "COMMENTED" and not body and not comments:
+            raise ApiError(422, "Unprocessable Entity", errors=["Body can't be blank"])
+        if rest_state != "COMMENTED" and issue.user.login.lower() == author.lower():
+            verb = "approve" if rest_state == "APPROVED" else "request changes on"
+            raise ApiError(
+                422, "Unprocessable Entity", errors=[f"Can not {verb} your own pull request"]
+            )
+        specs = [_line_comment(spec) for spec in comments]
+        user = self.user(author)
+        review = Review(
+            id=next(self._review_ids),
+            pull_number=number,
+            user=user,
+            state=rest_state,
+            body=body,
+            commit_id=issue.pull.head_sha,
+        )
+        created = [
+            self._review_comment(issue, review, path=path, line=line, body=text)
+            for path, line, text in specs
+        ]
+        issue.pull.reviews.append(review)
+        issue.updated_at = now()
+        events = [self.events.pull_request_review(repo, issue, review, user)]
+        events += [self.events.pull_request_review_comment(repo, issue, c, user) for c in created]
+        return review, created, events
+
+    def reply_to_review_comment(
+        self, repo: Repo, number: int, comment_id: int, body: str, author: str
+    ) -> tuple[ReviewComment, list[Event]]:
+        """Reply in a review thread; GitHub files the reply in a new `COMMENTED` review.
+
+        404 when the comment is not one of this PR's; 422 when it is itself a reply
+        (GitHub only takes the id of a thread's top-level comment). Emits
+        `pull_request_review.submitted` (state `commented`) and
+        `pull_request_review_comment.created`, as GitHub does.
+        """
+        issue = self.pull(repo, number)
+        assert issue.pull is not None
+        target = next((c for c in issue.pull.review_comments if c.id == comment_id), None)
+        if target is None:
+            raise not_found()
+        if not body:
+            raise missing_field("PullRequestReviewComment", "body")
+        self._check_body(body)
+        if target.in_reply_to_id is not None:
+            raise validation_failed(
+                {
+                    "resource": "PullRequestReviewComment",
+                    "code": "invalid",
+                    "field": "in_reply_to",
+                    "message": "replies to replies are not supported; reply to the thread's "
+                    f"first comment ({target.in_reply_to_id})",
+                }
+            )
+        user = self.user(author)
+        review = Review(
+            id=next(self._review_ids),
+            pull_number=number,
+            user=user,
+            state="COMMENTED",
+            body="",
+            commit_id=issue.pull.head_sha,
+        )
+        reply = self._review_comment(
+            issue, review, path=target.path, line=target.line, body=body, reply_to=target.id
+        )
+        reply.diff_hunk = target.diff_hunk
+        issue.pull.reviews.append(review)
+        issue.updated_at = now()
+        events = [
+            self.events.pull_request_review(repo, issue, review, user),
+            self.events.pull_request_review_comment(repo, issue, reply, user),
+        ]
+        return reply, events
+
+    def review(self, repo: Repo, number: int, review_id: int) -> Review:
+        """A review of this PR, or 404."""
+        issue = self.pull(repo, number)
+        assert issue.pull is not None
+        found = next((r for r in issue.pull.reviews if r.id == review_id), None)
+        if found is None:
+            raise not_found()
+        return found
+
+    def review_comments(
+        self, repo: Repo, number: int, review_id: int | None = None
+    ) -> list[ReviewComment]:
+        """A PR's review comments in ascending id (one review's when `review_id` is given)."""
+        issue = self.pull(repo, number)
+        assert issue.pull is not None
+        if review_id is not None:
+            self.review(repo, number, review_id)
+        return [
+            c
+            for c in sorted(issue.pull.review_comments, key=lambda c: c.id)
+            if review_id is None or c.review_id == review_id
+        ]
+
+    def _review_comment(
+        self,
+        issue: Issue,
+        review: Review,
+        *,
+        path: str,
+        line: int | None,
+        body: str,
+        reply_to: int | None = None,
+    ) -> ReviewComment:
+        assert issue.pull is not None
+        comment = ReviewComment(
+            id=next(self._review_comment_ids),
+            pull_number=issue.number,
+            review_id=review.id,
+            user=review.user,
+            body=body,
+            path=path,
+            line=line,
+            commit_id=review.commit_id,
+            diff_hunk=f"@@ -{line or 1},1 +{line or 1},1 @@",
+            in_reply_to_id=reply_to,
+        )
+        issue.pull.review_comments.append(comment)
+        return comment
+
+    # -- comment edits ----------------------------------------------------------------
+
+    def find_comment(self, repo: Repo, comment_id: int) -> tuple[Issue, Comment]:
+        """An issue comment of the repository by id, with its issue; 404 when absent."""
+        for issue in repo.issues.values():
+            for comment in issue.comments:
+                if comment.id == comment_id:
+                    return issue, comment
+        raise not_found()
+
+    def edit_comment(
+        self, repo: Repo, comment_id: int, body: str, actor: str
+    ) -> tuple[Comment, list[Event]]:
+        """Replace an issue comment's body; emits `issue_comment.edited` with the old body.
+
+        Its author may edit it, and so may a collaborator with write access or more
+        (GitHub lets maintainers edit anyone's comment); anyone else gets 403.
+        """
+        issue, comment = self.find_comment(repo, comment_id)
+        if not body:
+            raise missing_field("IssueComment", "body")
+        self._check_body(body)
+        is_author = comment.user.login.lower() == actor.lower()
+        if not is_author and self.role(repo, actor) not in ("admin", "maintain", "write"):
+            message = (
+                "Resource not accessible by integration"
+                if actor.endswith("[bot]")
+                else "Must have push access to edit another user's comment."
+            )
+            raise ApiError(403, message)
+        old = comment.body
+        comment.body, comment.updated_at = body, now()
+        sender = self.user(actor)
+        return comment, [
+            self.events.issue_comment(repo, issue, comment, sender, "edited", old_body=old)
+        ]
+
+    # -- checks ------------------------------------------------------------------------
+
+    def complete_checks(
+        self,
+        repo: Repo,
+        sha: str,
+        runs: Sequence[Mapping[str, Any]],
+        *,
+        app: str = "github-actions",
+    ) -> tuple[CheckSuite, list[CheckRun], list[Event]]:
+        """Record a finished check suite of `app` on commit `sha`.
+
+        `runs`: `{name, conclusion, title?, summary?, text?, annotations?: [{path,
+        start_line, message, end_line?, annotation_level?, title?}]}`. Emits one
+        `check_run.completed` per run, then `check_suite.completed` whose conclusion
+        is the most severe of the runs' (`failure` beats `success`, see `CONCLUSIONS`).
+        Open PRs whose head is `sha` are listed in every payload's `pull_requests`.
+        """
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise ApiError(422, f"No commit found for SHA: {sha}")
+        if not runs:
+            raise missing_field("CheckSuite", "check_runs")
+        sender = self.user(f"{app}[bot]")
+        pulls = self._pulls_at(repo, sha)
+        suite = CheckSuite(
+            id=next(self._check_suite_ids),
+            head_sha=sha,
+            head_branch=self._branch_at(repo, sha, pulls),
+            app_slug=app,
+            status="in_progress",
+        )
+        repo.check_suites[suite.id] = suite
+        created, events = [], []
+        for spec in runs:
+            run = _check_run(spec, next(self._check_run_ids), suite)
+            repo.check_runs.append(run)
+            created.append(run)
+            events.append(self.events.check_run(repo, run, suite, pulls, sender))
+        suite.status, suite.updated_at = "completed", now()
+        suite.conclusion = min((r.conclusion or "neutral" for r in created), key=CONCLUSIONS.index)
+        events.append(self.events.check_suite(repo, suite, pulls, sender))
+        return suite, created, events
+
+    def check_runs(
+        self,
+        repo: Repo,
+        ref: str,
+        *,
+        check_name: str | None = None,
+        status: str | None = None,
+        latest: bool = True,
+    ) -> list[CheckRun]:
+        """Check runs on a commit (a SHA, branch or tag), like `GET …/commits/{ref}/check-runs`.
+
+        `latest` (GitHub's default `filter=latest`) keeps the newest run of each name.
+        """
+        sha = self.resolve_commit(repo, ref)
+        found = [r for r in repo.check_runs if r.head_sha == sha]
+        if latest:
+            newest = {r.name: r for r in found}  # later runs replace earlier ones
+            found = [r for r in found if newest[r.name] is r]
+        return [
+            r
+            for r in found
+            if (check_name is None or r.name == check_name)
+            and (status is None or r.status == status)
+        ]
+
+    def check_run(self, repo: Repo, run_id: int) -> CheckRun:
+        """A check run by id, or 404."""
+        found = next((r for r in repo.check_runs if r.id == run_id), None)
+        if found is None:
+            raise not_found()
+        return found
+
+    @staticmethod
+    def resolve_commit(repo: Repo, ref: str) -> str:
+        """A commit SHA from a SHA, a branch or a tag; 422 as GitHub answers for neither.
+
+        A branch only an open PR knows of (opened without a ref here) is its head."""
+        if re.fullmatch(r"[0-9a-f]{40}", ref):
+            return ref
+        for full in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
+            if full.startswith("refs/") and full in repo.refs:
+                return repo.refs[full]
+        for issue in repo.issues.values():
+            if issue.pull is not None and issue.state == "open" and issue.pull.head_ref == ref:
+                return issue.pull.head_sha
+        raise ApiError(422, f"No commit found for SHA: {ref}")
+
+    def pulls_at(self, repo: Repo, sha: str) -> list[Issue]:
+        """Open pull requests whose head commit is `sha` (what check payloads list)."""
+        return self._pulls_at(repo, sha)
+
+    @staticmethod
+    def _pulls_at(repo: Repo, sha: str) -> list[Issue]:
+        return [
+            i
+            for i in sorted(repo.issues.values(), key=lambda i: i.number)
+            if i.pull is not None and i.state == "open" and i.pull.head_sha == sha
+        ]
+
+    @staticmethod
+    def _branch_at(repo: Repo, sha: str, pulls: list[Issue]) -> str | None:
+        for ref, target in repo.refs.items():
+            if target == sha and ref.startswith("refs/heads/"):
+                return ref.removeprefix("refs/heads/")
+        return pulls[0].pull.head_ref if pulls and pulls[0].pull else None
+
+    # -- pushes ---------------------------------------------------------------------------
+
+    def push(
+        self, repo: Repo, branch: str, actor: str, sha: str | None = None
+    ) -> tuple[str, list[Event]]:
+        """Move `refs/heads/<branch>` to `sha` (a fresh one by default), as a `git push` does.
+
+        Open PRs from that branch get the new head; each sends `pull_request.synchronize`.
+        """
+        if not branch:
+            raise missing_field("Reference", "ref")
+        sha = sha or fake_sha("push", repo.full_name, branch, next(self._pushes))
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            raise ApiError(422, "Object does not exist")
+        repo.refs[f"refs/heads/{branch}"] = sha
+        sender, events = self.user(actor), []
+        for issue in self.pulls(repo, state="open"):
+            assert issue.pull is not None
+            same_repo = issue.pull.head_owner.lower() == repo.owner.login.lower()
+            if same_repo and issue.pull.head_ref == branch and issue.pull.head_sha != sha:
+                issue.pull.head_sha, issue.updated_at = sha, now()
+                events.append(self.events.pull_request("synchronize", repo, issue, sender))
+        return sha, events
+
     # -- git refs -----------------------------------------------------------------
 
     @staticmethod
@@ -341,6 +697,66 @@ class EmulatorState:
                     "message": f"body is too long (maximum is {MAX_BODY} characters)",
                 }
             )
+
+
+def _line_comment(spec: Mapping[str, Any]) -> tuple[str, int, str]:
+    """`{path, line, body}` of a review's line comment, validated like GitHub's 422s."""
+    path, line, body = spec.get("path"), spec.get("line"), spec.get("body")
+    if not isinstance(path, str) or not path:
+        raise missing_field("PullRequestReviewComment", "path")
+    if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+        raise validation_failed(
+            {"resource": "PullRequestReviewComment", "code": "invalid", "field": "line"}
+        )
+    if not isinstance(body, str) or not body:
+        raise missing_field("PullRequestReviewComment", "body")
+    return path, line, body
+
+
+def _text(spec: Mapping[str, Any], key: str) -> str | None:
+    value = spec.get(key)
+    return None if value is None else str(value)
+
+
+def _check_run(spec: Mapping[str, Any], run_id: int, suite: CheckSuite) -> CheckRun:
+    """A completed check run from `{name, conclusion, title, summary, text, annotations}`."""
+    name, conclusion = spec.get("name"), spec.get("conclusion", "success")
+    if not isinstance(name, str) or not name:
+        raise missing_field("CheckRun", "name")
+    if conclusion not in CONCLUSIONS:
+        raise validation_failed({"resource": "CheckRun", "code": "invalid", "field": "conclusion"})
+    annotations = []
+    for item in spec.get("annotations") or []:
+        path, line, message = item.get("path"), item.get("start_line"), item.get("message")
+        if not isinstance(path, str) or not isinstance(line, int) or not isinstance(message, str):
+            raise validation_failed(
+                {"resource": "CheckRun", "code": "invalid", "field": "output.annotations"}
+            )
+        annotations.append(
+            Annotation(
+                path=path,
+                start_line=line,
+                message=message,
+                end_line=item.get("end_line"),
+                level=str(item.get("annotation_level") or "failure"),
+                title=str(item.get("title") or ""),
+            )
+        )
+    moment = now()
+    return CheckRun(
+        id=run_id,
+        suite_id=suite.id,
+        name=name,
+        head_sha=suite.head_sha,
+        status="completed",
+        conclusion=str(conclusion),
+        title=_text(spec, "title"),
+        summary=_text(spec, "summary"),
+        text=_text(spec, "text"),
+        annotations=annotations,
+        started_at=moment,
+        completed_at=moment,
+    )
 
 
 def _pull_error(message: str) -> ApiError:

@@ -13,12 +13,13 @@ from sqlalchemy.sql import FromClause
 from agent_workflow.core.effects import Markers
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.ports import AgentResult, Forge, Outcome
+from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.store import Store
 from agent_workflow.testing.agent import ScriptedAgent
 from agent_workflow.testing.forge import MemoryForge
-from tests.conftest import PERMISSION_TTL_S, FakeClock
+from tests.conftest import PERMISSION_TTL_S, ROUND_LIMITS, FakeClock
 from tests.support.events import BOT, task_info
 
 __all__ = [
@@ -45,6 +46,7 @@ def make_core(
     forge: Forge | None = None,
     agent: ScriptedAgent | None = None,
     owner: str = "worker-a",
+    round_limits: RoundLimits = ROUND_LIMITS,
 ) -> Core:
     """A core over `forge` (the memory twin by default) with a fake clock and no backoff."""
     return build_core(
@@ -63,6 +65,7 @@ def make_core(
         marker_secret=MARKER_SECRET,
         uncertain_backoff_s=0.0,
         permission_ttl_s=PERMISSION_TTL_S,
+        round_limits=round_limits,
     )
 
 

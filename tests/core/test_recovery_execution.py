@@ -13,7 +13,7 @@ from agent_workflow.core.errors import PhaseBusy, UncertainOutcome
 from agent_workflow.core.ledger import UNCERTAIN_ROUNDS
 from agent_workflow.core.model import Intent, Phase, PhaseStatus, TaskInfo
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
-from agent_workflow.core.router import Action
+from agent_workflow.core.routed import Action
 from agent_workflow.core.runner import Executed
 from agent_workflow.store import Store
 from agent_workflow.store.schema import phase_runs

@@ -24,9 +24,9 @@ from agent_workflow.core.effects import Effect, EffectKind, EffectStatus, effect
 from agent_workflow.core.errors import LeaseLost, UncertainOutcome
 from agent_workflow.core.hooks import HookContext
 from agent_workflow.core.ledger import UNCERTAIN_ROUNDS, Scope
-from agent_workflow.core.model import Intent, Phase, PhaseStatus
+from agent_workflow.core.model import LIFECYCLE, Intent, Phase, PhaseStatus
 from agent_workflow.core.ports import AgentResult, Outcome
-from agent_workflow.core.router import Action
+from agent_workflow.core.routed import Action
 from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, effects, tasks
 from agent_workflow.testing.agent import ScriptedAgent
@@ -112,7 +112,7 @@ async def test_route__full_lifecycle_makes_only_mutations(
     await core.router.route(event(Intent.MERGED, issue, pr_number=task.pr_number, actor="bob"))
 
     phases = {r.phase: r.status for r in await store.phases.for_task(task.id)}
-    assert phases == {p: PhaseStatus.COMPLETE for p in Phase}
+    assert phases == {p: PhaseStatus.COMPLETE for p in LIFECYCLE}
     assert await world.calls() == {
         "permission": 1,  # alice, cached afterwards; a merge needs no permission check
         "create_comment": 3,  # plan, PR link, lessons summary

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from agent_workflow.core.ports import Comment, Forge, PullRequest
+from agent_workflow.core.ports import CheckRun, Comment, Forge, PullRequest, ReviewComment
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.testing.forge import READS, MemoryForge
 from github_emulator import EmulatorServer
@@ -46,6 +46,13 @@ ENDPOINTS = {
     "open_pull_request": PULLS_POST,
     "find_pull_request": PULLS_GET,
     "permission": PERMISSION_GET,
+    "review_comments": "GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews/{review_id}/comments",
+    "list_review_comments": "GET /repos/{owner}/{repo}/pulls/{pull_number}/comments",
+    "reply_to_review_comment": (
+        "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
+    ),
+    "check_runs": "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+    "check_run_annotations": "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
 }
 _OPERATIONS = {endpoint: op for op, endpoint in ENDPOINTS.items()}
 #: Fault rules on the emulator match the request path (a regex), per operation.
@@ -57,6 +64,8 @@ FAULT_PATHS = {
     "open_pull_request": ("POST", r"/pulls$"),
     "find_pull_request": ("GET", r"/pulls$"),
     "permission": ("GET", r"/collaborators/[^/]+/permission$"),
+    "reply_to_review_comment": ("POST", r"/pulls/\d+/comments/\d+/replies$"),
+    "list_review_comments": ("GET", r"/pulls/\d+/comments$"),
 }
 #: Our fault names, and what they are called on each side.
 _EMULATOR_KINDS = {
@@ -121,6 +130,21 @@ class World:
 
     async def calls(self) -> Calls:
         """Calls that reached GitHub since the world was made (or `reset_calls`)."""
+        raise NotImplementedError
+
+    async def review(
+        self, pr: int, comments: list[tuple[str, int, str]], *, author: str = TRUSTED
+    ) -> tuple[int, list[int]]:
+        """A `changes_requested` review by `author` with line comments `(path, line, body)`
+        (not a call of the core's); its id and its comments' ids."""
+        raise NotImplementedError
+
+    async def fail_checks(self, sha: str, runs: list[CheckRun]) -> None:
+        """Checks on commit `sha` completed as `runs` say."""
+        raise NotImplementedError
+
+    async def thread_replies(self, pr: int) -> list[ReviewComment]:
+        """Every reply in the pull request's review threads, oldest first."""
         raise NotImplementedError
 
     async def reset_calls(self) -> None:
@@ -211,6 +235,17 @@ class MemoryWorld(World):
 
     async def calls(self) -> Calls:
         return Calls({op: n for op, n in sorted(self.memory.calls.items()) if n})
+
+    async def review(
+        self, pr: int, comments: list[tuple[str, int, str]], *, author: str = TRUSTED
+    ) -> tuple[int, list[int]]:
+        return self.memory.review_as(author, REPO, pr, comments)
+
+    async def fail_checks(self, sha: str, runs: list[CheckRun]) -> None:
+        self.memory.set_check_runs(REPO, sha, runs)
+
+    async def thread_replies(self, pr: int) -> list[ReviewComment]:
+        return [c for c in self.memory.review_threads[(REPO, pr)] if c.in_reply_to_id]
 
     async def reset_calls(self) -> None:
         self._uncertain_before_reset = self.uncertain()
@@ -314,6 +349,47 @@ class EmulatorWorld(World):
             REPO, head=head, title="Earlier attempt", user=author
         )
         return acted.id
+
+    async def review(
+        self, pr: int, comments: list[tuple[str, int, str]], *, author: str = TRUSTED
+    ) -> tuple[int, list[int]]:
+        reviewed = await self.emu.admin.submit_review(
+            REPO,
+            pr,
+            user=author,
+            state="changes_requested",
+            body="Please change these.",
+            comments=[{"path": p, "line": n, "body": b} for p, n, b in comments],
+        )
+        return reviewed.id, list(reviewed.comment_ids)
+
+    async def fail_checks(self, sha: str, runs: list[CheckRun]) -> None:
+        await self.emu.admin.complete_checks(
+            REPO,
+            sha,
+            [
+                {
+                    "name": r.name,
+                    "conclusion": r.conclusion,
+                    "title": r.title,
+                    "summary": r.summary,
+                    "text": r.text,
+                    "annotations": [
+                        {"path": "src/x.py", "start_line": 1, "message": a.split(": ", 1)[-1]}
+                        for a in r.annotations
+                    ],
+                }
+                for r in runs
+            ],
+        )
+
+    async def thread_replies(self, pr: int) -> list[ReviewComment]:
+        found = await self.emu.admin.review_comments(REPO, pr)
+        return [
+            ReviewComment(c.id, c.body, c.author, in_reply_to_id=c.in_reply_to_id)
+            for c in found
+            if c.in_reply_to_id
+        ]
 
     async def calls(self) -> Calls:
         counters = await self.emu.admin.counters()

@@ -26,7 +26,7 @@ from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, phase_runs
 from agent_workflow.workspace import Workspace
 from github_emulator import CommentView, EmulatorServer
-from tests.conftest import PERMISSION_TTL_S
+from tests.conftest import PERMISSION_TTL_S, ROUND_LIMITS
 from tests.support.events import event
 from tests.support.fake_anthropic import (
     FakeAnthropic,
@@ -147,6 +147,7 @@ def make_core(
         marker_secret=MARKER_SECRET.encode(),
         uncertain_backoff_s=0.0,
         permission_ttl_s=PERMISSION_TTL_S,
+        round_limits=ROUND_LIMITS,
     )
 
 

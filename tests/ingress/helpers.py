@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent_workflow.ingress import Triggers, sign
@@ -18,8 +19,13 @@ TRIGGERS = Triggers(
     plan_command="/agent plan",
     approve_command="/approve",
     retry_command="/retry",
+    revise_command="/agent",
+    repair_command="/agent fix ci",
 )
 REPO = "octo/demo"
+FIXTURES = Path(__file__).parent / "fixtures"
+# The real examples' repository (tests/ingress/fixtures: @octokit/webhooks-examples).
+EXAMPLE_REPO = "Codertocat/Hello-World"
 _ids = itertools.count(1)
 
 
@@ -75,6 +81,65 @@ def pr_closed(
             "head": {"ref": ref, "repo": {"full_name": head_repo}},
         },
     }
+
+
+def example(name: str) -> dict[str, Any]:
+    """A fresh copy of the real example payload `<event>.<action>` (see fixtures/README.md)."""
+    value: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return value
+
+
+def review_submitted(
+    state: str = "changes_requested", *, body: str | None = "Rename the helper.", ref: str = ""
+) -> dict[str, Any]:
+    """Real `pull_request_review` / `submitted` on PR #2, head `agent/issue-7` unless `ref`."""
+    payload = example("pull_request_review.submitted")
+    payload["review"]["state"] = state
+    payload["review"]["body"] = body
+    payload["pull_request"]["head"]["ref"] = ref or "agent/issue-7"
+    return payload
+
+
+def review_commented(body: str, *, ref: str = "") -> dict[str, Any]:
+    """Real `pull_request_review_comment` / `created` on PR #2, head `agent/issue-7`."""
+    payload = example("pull_request_review_comment.created")
+    payload["comment"]["body"] = body
+    payload["pull_request"]["head"]["ref"] = ref or "agent/issue-7"
+    return payload
+
+
+def pr_conversation(body: str, *, number: int = 2) -> dict[str, Any]:
+    """Real `issue_comment` / `created`, made a pull request's as GitHub sends it."""
+    payload = example("issue_comment.created")
+    payload["comment"]["body"] = body
+    issue = payload["issue"]
+    issue["number"] = number
+    base = f"https://github.com/{EXAMPLE_REPO}/pull/{number}"
+    issue["pull_request"] = {
+        "url": f"https://api.github.com/repos/{EXAMPLE_REPO}/pulls/{number}",
+        "html_url": base,
+        "diff_url": f"{base}.diff",
+        "patch_url": f"{base}.patch",
+        "merged_at": None,
+    }
+    return payload
+
+
+def checks_completed(
+    event: str, conclusion: str | None = "failure", *, branch: str | None = "agent/issue-7"
+) -> dict[str, Any]:
+    """Real `check_suite`, `check_run` or `workflow_run` / `completed` on `branch`.
+
+    The listed pull request (#2) is given `branch` as its head, as GitHub lists it.
+    """
+    payload = example(f"{event}.completed")
+    run = payload[event]
+    run["conclusion"] = conclusion
+    suite = run["check_suite"] if event == "check_run" else run
+    suite["head_branch"] = branch
+    for pull in run["pull_requests"]:
+        pull["head"]["ref"] = branch
+    return payload
 
 
 def signed_headers(

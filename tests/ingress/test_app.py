@@ -27,11 +27,15 @@ from tests.ingress.helpers import (
     SECRET,
     TRIGGERS,
     Dispatched,
+    checks_completed,
     commented,
     delivery_id,
     encode,
     labeled,
     pr_closed,
+    pr_conversation,
+    review_commented,
+    review_submitted,
     signed_headers,
 )
 
@@ -293,11 +297,49 @@ async def test_handled_event_missing_fields__400_with_message(
 
 
 @pytest.mark.parametrize(
+    ("event", "payload", "intent"),
+    [
+        ("pull_request_review", review_submitted(), Intent.REVISE),
+        ("pull_request_review_comment", review_commented("/agent rename it"), Intent.REVISE),
+        ("issue_comment", pr_conversation("/agent rename it"), Intent.REVISE),
+        ("issue_comment", pr_conversation("/agent fix ci"), Intent.REPAIR),
+        ("check_suite", checks_completed("check_suite"), Intent.REPAIR),
+        ("check_run", checks_completed("check_run"), Intent.REPAIR),
+        ("workflow_run", checks_completed("workflow_run"), Intent.REPAIR),
+    ],
+)
+async def test_round_events__accepted_and_stored_with_their_round(
+    client: httpx.AsyncClient,
+    store: Store,
+    dispatched: Dispatched,
+    event: str,
+    payload: dict[str, Any],
+    intent: Intent,
+) -> None:
+    """The events after the pull request pass the front door (real payloads) and are
+    stored with the round they parsed to."""
+    response, delivery = await _post(client, payload, event)
+    assert (response.status_code, response.json()) == (202, {"status": "accepted"})
+    stored = await store.deliveries.to_route(delivery, "42")
+    assert stored is not None
+    assert stored.parsed == parse(event, payload, delivery, TRIGGERS)
+    assert stored.parsed is not None
+    assert stored.parsed.intent is intent
+    assert stored.parsed.round is not None
+    assert dispatched.calls == [(delivery, "42")]
+
+
+@pytest.mark.parametrize(
     ("event", "payload"),
     [
         ("issues", labeled("bug")),
         ("issue_comment", commented("nice work")),
         ("issue_comment", commented("/approve", pr=True)),
+        ("issue_comment", pr_conversation("/agent plan")),
+        ("pull_request_review", review_submitted("approved")),
+        ("pull_request_review_comment", review_commented("Nit: a blank line here.")),
+        ("check_suite", checks_completed("check_suite", "success")),
+        ("check_run", checks_completed("check_run", branch="main")),
         ("pull_request", pr_closed("feature/x")),
         ("pull_request", pr_closed(merged=False)),
         ("push", {"ref": "refs/heads/main"}),

@@ -8,9 +8,20 @@ from typing import Any
 import pytest
 
 from agent_workflow.core.errors import BadEvent
-from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, TaskInfo
-from agent_workflow.ingress.events import Ignored, parse
-from tests.ingress.helpers import REPO, TRIGGERS, commented, labeled, pr_closed
+from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, RoundTrigger, TaskInfo
+from agent_workflow.ingress.events import MAX_INSTRUCTION, Ignored, parse
+from tests.ingress.helpers import (
+    EXAMPLE_REPO,
+    REPO,
+    TRIGGERS,
+    checks_completed,
+    commented,
+    labeled,
+    pr_closed,
+    pr_conversation,
+    review_commented,
+    review_submitted,
+)
 
 
 def _event(result: Event | Ignored) -> Event:
@@ -84,9 +95,14 @@ def test_parse__comment_body_null__ignored() -> None:
     assert isinstance(parse("issue_comment", payload, "d", TRIGGERS), Ignored)
 
 
-def test_parse__comment_on_pull_request__ignored() -> None:
-    result = parse("issue_comment", commented("/approve", pr=True), "d", TRIGGERS)
-    assert result == Ignored("comment on a pull request")
+@pytest.mark.parametrize("command", ["/approve", "/retry", "/agent plan", "/agent  plan"])
+def test_parse__issue_command_on_pull_request__ignored(command: str) -> None:
+    """A PR's number is not a task's issue: issue commands there start nothing (and
+    `/agent plan`, though it begins with the revise command, is no revise instruction)."""
+    result = parse("issue_comment", commented(command, pr=True), "d", TRIGGERS)
+    assert result == Ignored(
+        f"{' '.join(command.split())!r} is an issue command, not one for a pull request"
+    )
 
 
 def test_parse__bot_sender__flagged_not_dropped() -> None:
@@ -269,3 +285,320 @@ def test_parse__deterministic_and_pure() -> None:
         "issue_comment", payload, "d", TRIGGERS
     )
     assert repr(payload) == snapshot
+
+
+# -- rounds after the pull request (real payloads: tests/ingress/fixtures) ---------------
+
+EXAMPLE_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # the examples' head commit
+
+
+def test_parse__review_changes_requested__revise_round_keyed_by_the_review() -> None:
+    payload = review_submitted(body="Rename the helper.\n<!-- hidden -->\u200bAnd test it.")
+    payload["sender"] = {"login": "someone-else", "type": "User"}
+    event = _event(parse("pull_request_review", payload, "d-1", TRIGGERS))
+    assert event == Event(
+        delivery_id="d-1",
+        intent=Intent.REVISE,
+        repo=EXAMPLE_REPO,
+        issue_number=7,
+        actor="Codertocat",  # the reviewer, not the sender
+        actor_is_bot=False,
+        clone_url=f"https://github.com/{EXAMPLE_REPO}.git",
+        default_branch="master",
+        pr_number=2,
+        round=RoundTrigger(
+            key="review:237895671",
+            review_id=237895671,
+            instruction="Rename the helper.\nAnd test it.",
+        ),
+    )
+
+
+@pytest.mark.parametrize("state", ["CHANGES_REQUESTED", "Changes_Requested"])
+def test_parse__review_state_any_case__revise(state: str) -> None:
+    event = _event(parse("pull_request_review", review_submitted(state), "d", TRIGGERS))
+    assert event.intent is Intent.REVISE
+
+
+def test_parse__review_body_null__revise_without_instruction() -> None:
+    event = _event(parse("pull_request_review", review_submitted(body=None), "d", TRIGGERS))
+    assert event.round == RoundTrigger(key="review:237895671", review_id=237895671)
+
+
+def test_parse__review_body_long__instruction_capped() -> None:
+    body = "x" * (MAX_INSTRUCTION + 500)
+    event = _event(parse("pull_request_review", review_submitted(body=body), "d", TRIGGERS))
+    assert event.round is not None
+    assert event.round.instruction == "x" * MAX_INSTRUCTION
+
+
+def test_parse__review_by_a_bot__flagged_for_the_router() -> None:
+    payload = review_submitted()
+    payload["review"]["user"] = {"login": "reviewer[bot]", "type": "Bot"}
+    event = _event(parse("pull_request_review", payload, "d", TRIGGERS))
+    assert (event.actor, event.actor_is_bot) == ("reviewer[bot]", True)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (review_submitted("approved"), "review state 'approved' asks for no changes"),
+        (review_submitted("commented"), "review state 'commented' asks for no changes"),
+        (review_submitted(ref="feature/x"), "branch 'feature/x' is not an agent branch"),
+        (review_submitted(ref="agent/issue-07"), "branch 'agent/issue-07' is not an agent branch"),
+    ],
+)
+def test_parse__review_not_a_revise__ignored(payload: dict[str, Any], reason: str) -> None:
+    assert parse("pull_request_review", payload, "d", TRIGGERS) == Ignored(reason)
+
+
+@pytest.mark.parametrize("head_repo", [None, {"full_name": "mallory/Hello-World"}, "absent"])
+def test_parse__review_on_a_fork_branch__ignored(head_repo: Any) -> None:
+    payload = review_submitted()
+    if head_repo == "absent":
+        del payload["pull_request"]["head"]["repo"]
+    else:
+        payload["pull_request"]["head"]["repo"] = head_repo
+    assert parse("pull_request_review", payload, "d", TRIGGERS) == Ignored(
+        "head branch is not in this repository"
+    )
+
+
+@pytest.mark.parametrize("action", ["edited", "dismissed"])
+def test_parse__review_other_actions__ignored(action: str) -> None:
+    payload = {**review_submitted(), "action": action}
+    assert parse("pull_request_review", payload, "d", TRIGGERS) == Ignored(
+        f"pull_request_review.{action} is not handled"
+    )
+
+
+def test_parse__review_comment_command__revise_keyed_by_the_comment() -> None:
+    payload = review_commented("  /agent   rename   the helper \nand its test\n")
+    event = _event(parse("pull_request_review_comment", payload, "d", TRIGGERS))
+    assert (event.intent, event.issue_number, event.pr_number, event.actor) == (
+        Intent.REVISE,
+        7,
+        2,
+        "Codertocat",
+    )
+    assert event.round == RoundTrigger(
+        key="comment:284312630",
+        review_id=237895671,
+        comment_id=284312630,
+        instruction="rename the helper\nand its test",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("Maybe you should use more emoji on this line.", "comment is not a command"),
+        ("/agent", "comment is not a command"),  # a command, but no instruction
+        ("/agents do it", "comment is not a command"),
+        ("Please\n/agent do it", "comment is not a command"),  # first line only
+        ("/agent plan", "'/agent plan' is an issue command, not one for a pull request"),
+    ],
+)
+def test_parse__review_comment_without_a_command__ignored(body: str, reason: str) -> None:
+    """A changes_requested review's line comments are covered by the review's own event."""
+    payload = review_commented(body)
+    assert parse("pull_request_review_comment", payload, "d", TRIGGERS) == Ignored(reason)
+
+
+def test_parse__review_comment_on_another_branch__ignored() -> None:
+    payload = review_commented("/agent do it", ref="feature/x")
+    assert parse("pull_request_review_comment", payload, "d", TRIGGERS) == Ignored(
+        "branch 'feature/x' is not an agent branch"
+    )
+
+
+def test_parse__pr_conversation_revise_command__revise_named_by_the_pr() -> None:
+    payload = pr_conversation("/agent rename the helper", number=12)
+    event = _event(parse("issue_comment", payload, "d", TRIGGERS))
+    assert (event.intent, event.issue_number, event.pr_number, event.actor) == (
+        Intent.REVISE,
+        0,  # the payload names only the pull request
+        12,
+        "Codertocat",
+    )
+    assert event.round == RoundTrigger(
+        key="comment:492700400", comment_id=492700400, instruction="rename the helper"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_name", "payload"),
+    [
+        ("issue_comment", pr_conversation("/agent   fix ci")),
+        ("pull_request_review_comment", review_commented("/agent fix ci\nthe lint job")),
+    ],
+)
+def test_parse__repair_command_on_the_pr__repair_keyed_by_the_comment(
+    event_name: str, payload: dict[str, Any]
+) -> None:
+    event = _event(parse(event_name, payload, "d", TRIGGERS))
+    assert (event.intent, event.pr_number) == (Intent.REPAIR, 2)
+    assert event.round is not None
+    assert (event.round.key, event.round.head_sha, event.round.instruction) == (
+        f"comment:{event.round.comment_id}",
+        "",
+        "",
+    )
+
+
+def test_parse__repair_command_on_an_issue__ignored() -> None:
+    assert parse("issue_comment", commented("/agent fix ci"), "d", TRIGGERS) == Ignored(
+        "comment is not a command"
+    )
+
+
+def test_parse__revise_command_on_an_issue__ignored() -> None:
+    assert isinstance(parse("issue_comment", commented("/agent do it"), "d", TRIGGERS), Ignored)
+
+
+def test_parse__custom_round_commands() -> None:
+    triggers = dataclasses.replace(TRIGGERS, revise_command="/bot", repair_command="/bot mend")
+    assert _event(parse("issue_comment", pr_conversation("/bot mend"), "d", triggers)).intent is (
+        Intent.REPAIR
+    )
+    revise = _event(parse("issue_comment", pr_conversation("/bot fix ci"), "d", triggers))
+    assert revise.round is not None
+    assert (revise.intent, revise.round.instruction) == (Intent.REVISE, "fix ci")
+    assert parse("issue_comment", pr_conversation("/agent do it"), "d", triggers) == Ignored(
+        "comment is not a command"
+    )
+
+
+@pytest.mark.parametrize("event_name", ["check_suite", "check_run", "workflow_run"])
+@pytest.mark.parametrize("conclusion", ["failure", "timed_out"])
+def test_parse__checks_failed_on_a_task_branch__repair_keyed_by_the_head_sha(
+    event_name: str, conclusion: str
+) -> None:
+    payload = checks_completed(event_name, conclusion)
+    event = _event(parse(event_name, payload, "d", TRIGGERS))
+    sha = payload[event_name]["head_sha"]
+    assert (event.intent, event.issue_number, event.pr_number, event.actor) == (
+        Intent.REPAIR,
+        7,
+        2,
+        "Codertocat",
+    )
+    assert event.repo == payload["repository"]["full_name"]
+    assert event.round == RoundTrigger(key=f"checks:{sha}", head_sha=sha)
+
+
+def test_parse__checks_failed__whatever_the_sender() -> None:
+    """GitHub sends checks as the app or the pusher (our bot): the router decides by sha."""
+    payload = checks_completed("check_suite")
+    payload["sender"] = {"login": "github-actions[bot]", "type": "Bot"}
+    event = _event(parse("check_suite", payload, "d", TRIGGERS))
+    assert (event.intent, event.actor, event.actor_is_bot) == (
+        Intent.REPAIR,
+        "github-actions[bot]",
+        True,
+    )
+    assert event.round == RoundTrigger(key=f"checks:{EXAMPLE_SHA}", head_sha=EXAMPLE_SHA)
+
+
+@pytest.mark.parametrize("event_name", ["check_suite", "check_run", "workflow_run"])
+def test_parse__checks_failed_without_a_pull_request__repair_without_pr(event_name: str) -> None:
+    payload = checks_completed(event_name)
+    payload[event_name]["pull_requests"] = []
+    assert _event(parse(event_name, payload, "d", TRIGGERS)).pr_number is None
+
+
+def test_parse__checks_listing_another_branchs_pull_request__not_taken_for_ours() -> None:
+    payload = checks_completed("workflow_run")
+    payload["workflow_run"]["pull_requests"][0]["head"]["ref"] = "feature/x"
+    assert _event(parse("workflow_run", payload, "d", TRIGGERS)).pr_number is None
+
+
+@pytest.mark.parametrize("event_name", ["check_suite", "check_run", "workflow_run"])
+@pytest.mark.parametrize(
+    "conclusion", ["success", "neutral", "cancelled", "skipped", "action_required", None]
+)
+def test_parse__checks_not_failed__ignored(event_name: str, conclusion: str | None) -> None:
+    payload = checks_completed(event_name, conclusion)
+    assert parse(event_name, payload, "d", TRIGGERS) == Ignored(
+        f"{event_name} conclusion {conclusion!r} is not a failure"
+    )
+
+
+@pytest.mark.parametrize("event_name", ["check_suite", "check_run", "workflow_run"])
+@pytest.mark.parametrize("branch", ["master", "agent/issue-07", None])
+def test_parse__checks_failed_elsewhere__ignored(event_name: str, branch: str | None) -> None:
+    payload = checks_completed(event_name, branch=branch)
+    assert parse(event_name, payload, "d", TRIGGERS) == Ignored(
+        f"branch {branch!r} is not an agent branch"
+    )
+
+
+def test_parse__workflow_run_from_a_fork__ignored() -> None:
+    payload = checks_completed("workflow_run")
+    payload["workflow_run"]["head_repository"]["full_name"] = "mallory/octo-repo"
+    assert parse("workflow_run", payload, "d", TRIGGERS) == Ignored(
+        "head branch is not in this repository"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_name", "action"),
+    [
+        ("check_suite", "requested"),
+        ("check_suite", "rerequested"),
+        ("check_run", "created"),
+        ("check_run", "rerequested"),
+        ("workflow_run", "requested"),
+        ("workflow_run", "in_progress"),
+    ],
+)
+def test_parse__checks_not_completed__ignored(event_name: str, action: str) -> None:
+    payload = {**checks_completed(event_name), "action": action}
+    assert parse(event_name, payload, "d", TRIGGERS) == Ignored(
+        f"{event_name}.{action} is not handled"
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_name", "payload", "field"),
+    [
+        ("pull_request_review", _without(review_submitted(), "review", "id"), "review.id"),
+        ("pull_request_review", _without(review_submitted(), "review", "user"), "review.user"),
+        (
+            "pull_request_review",
+            _without(review_submitted(), "pull_request", "number"),
+            "pull_request.number",
+        ),
+        (
+            "pull_request_review_comment",
+            _without(review_commented("/agent x"), "comment", "id"),
+            "comment.id",
+        ),
+        ("issue_comment", _without(pr_conversation("/agent x"), "comment", "id"), "comment.id"),
+        (
+            "check_suite",
+            _without(checks_completed("check_suite"), "check_suite", "head_sha"),
+            "check_suite.head_sha",
+        ),
+        (
+            "check_run",
+            _without(checks_completed("check_run"), "check_run", "check_suite"),
+            "check_run.check_suite",
+        ),
+        ("workflow_run", _without(checks_completed("workflow_run"), "repository"), "repository"),
+    ],
+)
+def test_parse__round_missing_field__bad_event(
+    event_name: str, payload: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BadEvent, match=field.replace(".", r"\.")):
+        parse(event_name, payload, "d", TRIGGERS)
+
+
+def test_parse__round_ids_beyond_32_bits__kept() -> None:
+    """Comment and review ids outgrew 32 bits; unlike issue numbers they are not capped."""
+    payload = pr_conversation("/agent do it")
+    payload["comment"]["id"] = 2**33
+    event = _event(parse("issue_comment", payload, "d", TRIGGERS))
+    assert event.round is not None
+    assert event.round.key == f"comment:{2**33}"

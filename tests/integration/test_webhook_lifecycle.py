@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent_workflow.core.effects import MARKER_PREFIX
-from agent_workflow.core.model import Phase, PhaseStatus
+from agent_workflow.core.model import LIFECYCLE, Phase, PhaseStatus
 from agent_workflow.core.runner import session_id_for
 from agent_workflow.store import Store
 from agent_workflow.store.schema import deliveries, effects, phase_runs, tasks
@@ -82,7 +82,7 @@ async def test_full_lifecycle__only_mutations_reach_github(system: System) -> No
     await system.phase_settled(issue, Phase.COMPOUND)
 
     runs = await store.phases.for_task(task.id)
-    assert {r.phase: r.status for r in runs} == {p: PhaseStatus.COMPLETE for p in Phase}
+    assert {r.phase: r.status for r in runs} == {p: PhaseStatus.COMPLETE for p in LIFECYCLE}
     assert [(c.phase, c.resume) for c in system.agent.calls] == [
         (Phase.PLAN, False),
         (Phase.DELIVER, False),

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from agent_workflow.config import load_settings
 from agent_workflow.core.model import Event, Intent, Phase
-from agent_workflow.core.router import Action, Routed
+from agent_workflow.core.routed import Action, Routed
 from agent_workflow.ingress import Triggers, create_app, parse
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.jobs import route_job

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from agent_workflow.core.model import Event
-from agent_workflow.core.router import Action, Routed
+from agent_workflow.core.routed import Action, Routed
 from agent_workflow.queue.protocol import validate_job_id
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.jobs import route_job

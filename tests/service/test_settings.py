@@ -24,6 +24,8 @@ AW_TRIGGERS = (
     "AW_PLAN_COMMAND",
     "AW_APPROVE_COMMAND",
     "AW_RETRY_COMMAND",
+    "AW_REVISE_COMMAND",
+    "AW_REPAIR_COMMAND",
 )
 
 
@@ -39,7 +41,15 @@ def test_triggers__defaults_are_the_readme_vocabulary() -> None:
 
 
 def test_triggers__each_one_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    values = ["robot-go", "robot-ship", "/robot plan", "/robot ship", "/robot again"]
+    values = [
+        "robot-go",
+        "robot-ship",
+        "/robot plan",
+        "/robot ship",
+        "/robot again",
+        "/robot",
+        "/robot mend",
+    ]
     for name, value in zip(AW_TRIGGERS, values, strict=True):
         monkeypatch.setenv(name, value)
     triggers = triggers_from(load_settings())
@@ -49,6 +59,8 @@ def test_triggers__each_one_from_its_variable(monkeypatch: pytest.MonkeyPatch) -
         triggers.plan_command,
         triggers.approve_command,
         triggers.retry_command,
+        triggers.revise_command,
+        triggers.repair_command,
     ] == values
 
 
@@ -59,6 +71,9 @@ def test_triggers__each_one_from_its_variable(monkeypatch: pytest.MonkeyPatch) -
         ({"plan_label": ""}, "AW_PLAN_LABEL"),
         ({"approve_label": "Agent"}, "AW_PLAN_LABEL and AW_APPROVE_LABEL must differ"),
         ({"retry_command": "/agent  plan"}, "AW_RETRY_COMMAND must differ"),
+        ({"repair_command": " "}, "AW_REPAIR_COMMAND"),
+        ({"revise_command": "/agent plan"}, "AW_PLAN_COMMAND and AW_REVISE_COMMAND must differ"),
+        ({"repair_command": "/agent"}, "AW_REVISE_COMMAND and AW_REPAIR_COMMAND must differ"),
     ],
 )
 def test_triggers__unusable__one_line_config_error(overrides: dict[str, str], message: str) -> None:

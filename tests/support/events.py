@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 
-from agent_workflow.core.model import Event, Intent, TaskInfo
+from agent_workflow.core.model import Event, Intent, RoundTrigger, TaskInfo
 
 REPO = "octo/demo"
 TRUSTED = "alice"  # write permission in every test world
@@ -36,6 +36,7 @@ def event(
     body: str = BODY,
     title: str | None = None,
     remote: str | None = None,
+    round: RoundTrigger | None = None,
 ) -> Event:
     """A parsed event as the ingress would produce it; a new delivery id unless given.
 
@@ -52,6 +53,7 @@ def event(
         clone_url=remote or clone_url(repo),
         default_branch="main",
         pr_number=pr_number,
+        round=round,
     )
 
 

@@ -9,6 +9,11 @@ same way; only the part in the middle differs, and it gets a `PhaseWork`:
   is committed and the branch pushed, for SUCCESS and for BLOCKED (the work
   spent is kept; only SUCCESS leads to a pull request). A SUCCESS that changed
   nothing becomes BLOCKED.
+- revise/repair (rounds after the pull request): a worktree on `request.branch`
+  from the pushed branch; afterwards commit and push (fast-forward, never forced).
+  A revise round may change nothing (each reply says why); a repair round that
+  changed nothing becomes BLOCKED (the checks would fail again). The agent's
+  `### Reply to <id>` sections become `reply:<id>` artifacts.
 - compound: a worktree on `<branch>-compound` from the merged default branch;
   on SUCCESS the solution note and the CLAUDE.md pointer are made sure of,
   committed and pushed. Those writes never follow a symlink out of the worktree
@@ -46,7 +51,7 @@ from pathlib import Path
 
 import structlog
 
-from agent_workflow.agents import compound, prompts
+from agent_workflow.agents import compound, prompts, round_input
 from agent_workflow.core.errors import LeaseLost
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Phase
@@ -101,8 +106,8 @@ async def _checkout(workspace: Workspace, request: AgentRequest) -> Worktree:
     match request.phase:
         case Phase.PLAN:
             name, branch = "plan", None
-        case Phase.DELIVER:
-            name, branch = "deliver", request.branch
+        case Phase.DELIVER | Phase.REVISE | Phase.REPAIR:
+            name, branch = request.phase.value, request.branch
         case Phase.COMPOUND:
             name, branch = "compound", compound.compound_branch(request)
         case _:
@@ -145,6 +150,8 @@ async def _finish(
             final = await _finish_deliver(workspace, worktree, request, result)
         case Phase.COMPOUND:
             final = await _finish_compound(workspace, worktree, request, result)
+        case Phase.REVISE | Phase.REPAIR:
+            final = await _finish_round(workspace, worktree, request, result)
         case _:
             raise AssertionError(f"unknown phase {request.phase!r}")
     await _release(workspace, worktree, request)  # after the push: nothing is lost
@@ -180,11 +187,22 @@ def _commit_message(request: AgentRequest, result: AgentResult) -> str:
 
 
 async def _commit_and_push(
-    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+    workspace: Workspace,
+    worktree: Worktree,
+    request: AgentRequest,
+    result: AgentResult,
+    *,
+    since_remote: bool = False,
 ) -> dict[str, str] | None:
-    """Commit leftovers and push; None when the branch has nothing beyond the base."""
+    """Commit leftovers and push; None when the branch has nothing beyond the base (or,
+    `since_remote`, nothing beyond the remote branch as last fetched)."""
     await workspace.commit_all(worktree, _commit_message(request, result))
-    if await workspace.commits_ahead(worktree) == 0:
+    if since_remote:
+        clone = workspace.clone_path(worktree.repo)
+        remote = await workspace.remote_sha(clone, worktree.branch or request.branch)
+        if await workspace.head(worktree) == remote:
+            return None
+    elif await workspace.commits_ahead(worktree) == 0:
         return None
     assert_lease_held()  # a worker frozen past its lease must not push (G5)
     head = await workspace.push(worktree)
@@ -206,6 +224,23 @@ async def _finish_deliver(
         if result.outcome is Outcome.SUCCESS:
             reason = "the agent finished without changing anything"
             return dataclasses.replace(result, outcome=Outcome.BLOCKED, reason=reason)
+        return result
+    return dataclasses.replace(result, artifacts={**result.artifacts, **pushed})
+
+
+async def _finish_round(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest, result: AgentResult
+) -> AgentResult:
+    summary, replies = round_input.replies(result.text)
+    result = dataclasses.replace(result, text=summary, artifacts={**result.artifacts, **replies})
+    try:
+        # Only new commits on the pushed branch: a fast-forward push, never forced.
+        pushed = await _commit_and_push(workspace, worktree, request, result, since_remote=True)
+    except WorkflowChangesRefused as exc:
+        return _blocked(result, str(exc))
+    if pushed is None:
+        if result.outcome is Outcome.SUCCESS and request.phase is Phase.REPAIR:
+            return _blocked(result, "the agent changed nothing, so the checks would fail again")
         return result
     return dataclasses.replace(result, artifacts={**result.artifacts, **pushed})
 

@@ -7,10 +7,10 @@ placeholders; values are inserted once and never re-expanded, so braces or
 dollars in an issue body are harmless:
 
     ${repo} ${issue_number} ${title} ${body} ${plan} ${branch}
-    ${default_branch} ${solution_path} ${attempt}
+    ${default_branch} ${solution_path} ${attempt} ${pr_number} ${round_input}
 
-Names: `plan`, `deliver`, `compound` (one per phase) and `resume` (sent when
-an interrupted session is resumed).
+Names: `plan`, `deliver`, `compound`, `revise`, `repair` (one per phase) and `resume`
+(sent when an interrupted session is resumed).
 
 Repository guidance: the CLI loads no settings of the repository (no hooks, no
 `env`, no MCP servers, and so no `CLAUDE.md` either). Its `CLAUDE.md` and
@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
+from agent_workflow.agents import round_input
 from agent_workflow.core.ports import AgentRequest
 
 OVERRIDE_DIR = ".agent-workflow/prompts"
@@ -75,6 +76,8 @@ def template_values(
         "default_branch": request.default_branch,
         "attempt": str(request.attempt),
         "solution_path": "",
+        "pr_number": str(request.pr_number or ""),
+        "round_input": "" if request.round is None else round_input.render(request.round),
     }
     values.update(extra or {})
     return values

@@ -27,6 +27,7 @@ class EffectKind(StrEnum):
     ADD_LABELS = "add_labels"
     REMOVE_LABEL = "remove_label"
     OPEN_PR = "open_pr"
+    REPLY = "reply"  # a reply in a pull request review thread
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,6 +77,7 @@ class Effect:
     head: str = ""
     base: str = ""
     title: str = ""
+    reply_to: int = 0  # REPLY: the review comment whose thread it answers
 
     def fingerprint(self) -> str:
         """A digest of what the request acts on, stored so a changed target under an old key

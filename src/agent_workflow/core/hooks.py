@@ -20,6 +20,7 @@ from agent_workflow.core.effects import Effect, EffectKind, EffectRow, effect_ke
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.neutralise import TITLE_LIMIT, cap_title, neutralise
+from agent_workflow.core.ports import Round, RoundWork
 
 LABEL_PLANNED = "agent-planned"
 LABEL_DELIVERED = "agent-delivered"
@@ -42,6 +43,9 @@ class HookContext:
     ledger: Ledger
     scope: Scope
     set_pr_number: Callable[[int], Awaitable[None]]
+    # The pull request's head is now this commit, pushed by this run (idempotent).
+    record_push: Callable[[str], Awaitable[None]] | None = None
+    round: Round | None = None  # the round a revise/repair run worked on
     _rows: dict[str, EffectRow] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
@@ -55,6 +59,33 @@ class HookContext:
         return Effect(
             self.key(name), EffectKind.COMMENT, self.task.repo, self.task.issue_number, body=body
         )
+
+    def pr_comment(self, name: str, body: str = "") -> Effect:
+        """A comment on the task's pull request (its conversation)."""
+        return Effect(self.key(name), EffectKind.COMMENT, self.task.repo, self._pr(), body=body)
+
+    def reply(self, name: str, comment_id: int, body: str) -> Effect:
+        """A reply in the review thread of `comment_id` on the task's pull request."""
+        return Effect(
+            self.key(name),
+            EffectKind.REPLY,
+            self.task.repo,
+            self._pr(),
+            body=body,
+            reply_to=comment_id,
+        )
+
+    def _pr(self) -> int:
+        if self.task.pr_number is None:  # pragma: no cover - rounds start after the PR
+            raise AssertionError(f"task {self.task.id} has no pull request")
+        return self.task.pr_number
+
+    async def pushed(self) -> str:
+        """Record the commit this run pushed as the PR's head; returns it ("" if none)."""
+        sha = self.run.artifacts.get("head_sha", "")
+        if sha and self.record_push is not None:
+            await self.record_push(sha)
+        return sha
 
     def add_label(self, name: str, label: str) -> Effect:
         """Adding a label."""
@@ -90,8 +121,10 @@ class HookContext:
         )
 
     def unblock(self) -> list[Effect]:
-        """After a retry succeeds, take `agent-blocked` off (only then: it costs a call)."""
-        return [self.remove_label("unblocked", LABEL_BLOCKED)] if self.run.attempt > 1 else []
+        """After a retry succeeds, take `agent-blocked` off (only then: it costs a call).
+        A round's attempts are its rounds, not retries: nothing to take off."""
+        retried = self.run.attempt > 1 and not self.run.phase.is_round
+        return [self.remove_label("unblocked", LABEL_BLOCKED)] if retried else []
 
     async def begin(self, *effects: Effect) -> None:
         """Begin the rows of the effects this hook will perform, in one statement.
@@ -143,6 +176,7 @@ async def on_deliver_complete(ctx: HookContext) -> None:
         body=f"Closes #{task.issue_number}\n\n{summary}",
     )
     rest = [ctx.add_label("delivered-label", LABEL_DELIVERED), *ctx.unblock()]
+    await ctx.pushed()  # failing checks on this commit start a repair round
     await ctx.begin(pull, ctx.comment("pr-comment"), *rest)
     number = await _pr_number(ctx, pull)
     await ctx.set_pr_number(number)
@@ -169,6 +203,56 @@ async def on_compound_complete(ctx: HookContext) -> None:
     await ctx.perform_all(
         ctx.comment("summary-comment", f"## What we learned\n\n{summary}{link}"), *rest
     )
+
+
+async def on_revise_complete(ctx: HookContext) -> None:
+    """One reply in each thread of the review (what changed there, or why not), and one
+    summary comment on the pull request."""
+    work, number = _round_of(ctx)
+    sha = await ctx.pushed()
+    pushed = f"Pushed {sha[:7]}." if sha else "Nothing needed pushing."
+    default = f"Addressed in {sha[:7]}." if sha else "No change was needed here."
+    replies = [
+        ctx.reply(f"reply-{comment_id}", comment_id, _reply_text(ctx, comment_id, default))
+        for comment_id in _threads(work)
+    ]
+    summary = neutralise(ctx.run.result_text or "") or "Revised as asked."
+    await ctx.perform_all(
+        *replies,
+        ctx.pr_comment("round-summary", f"## Review round {number}\n\n{summary}\n\n{pushed}"),
+    )
+
+
+async def on_repair_complete(ctx: HookContext) -> None:
+    """One summary comment on the pull request: what failed, what was done."""
+    work, number = _round_of(ctx)
+    sha = await ctx.pushed()
+    failed = ", ".join(sorted({c.name for c in work.checks})) or "the checks"
+    pushed = f"Pushed {sha[:7]}; the checks run again on it." if sha else "Nothing was pushed."
+    summary = neutralise(ctx.run.result_text or "") or "Repaired."
+    body = f"## CI repair round {number}\n\n{neutralise(failed)} failed.\n\n{summary}\n\n{pushed}"
+    await ctx.perform_all(ctx.pr_comment("round-summary", body))
+
+
+def _round_of(ctx: HookContext) -> tuple[RoundWork, int]:
+    if ctx.round is None:  # pragma: no cover - the runner passes a round phase its round
+        raise AssertionError(f"{ctx.run.phase} attempt {ctx.run.attempt} without its round")
+    return ctx.round.work, ctx.round.number
+
+
+def _threads(work: RoundWork) -> list[int]:
+    """The review threads a revise round answers: each comment of the review that starts
+    one, or the thread of the `/agent …` review comment that asked."""
+    ids = [c.id for c in work.threads]
+    trigger = work.trigger
+    if trigger.comment_id is not None and trigger.review_id is not None and not ids:
+        ids.append(trigger.comment_id)
+    return ids
+
+
+def _reply_text(ctx: HookContext, comment_id: int, default: str) -> str:
+    """The agent's reply for one thread (artifact `reply:<id>`), neutralised."""
+    return neutralise(ctx.run.artifacts.get(f"reply:{comment_id}", "")) or default
 
 
 def _pr_title(task: Task) -> str:
@@ -210,15 +294,24 @@ async def on_phase_blocked(ctx: HookContext) -> None:
     the raw reason); label `agent-blocked`."""
     run = ctx.run
     verb = "failed" if run.status is PhaseStatus.FAILED else "is blocked"
-    await ctx.perform_all(
-        ctx.comment(
+    reason = (
+        f"Reason: {reason_class(run)}. Reference: `{correlation_id(run)}` (the details "
+        "are in the service's logs)."
+    )
+    if run.phase.is_round:  # said on the pull request; the next review or command starts anew
+        number = ctx.round.number if ctx.round is not None else run.attempt
+        comment = ctx.pr_comment(
+            "blocked-comment",
+            f"**agent-blocked**: {run.phase} round {number} {verb}.\n\n{reason}\n\n"
+            "A new review, or a comment starting with `/agent`, starts another round.",
+        )
+    else:
+        comment = ctx.comment(
             "blocked-comment",
             f"**agent-blocked**: the {run.phase} phase {verb} (attempt {run.attempt}).\n\n"
-            f"Reason: {reason_class(run)}. Reference: `{correlation_id(run)}` (the details "
-            "are in the service's logs).\n\nComment `/retry` to start a new attempt.",
-        ),
-        ctx.add_label("blocked-label", LABEL_BLOCKED),
-    )
+            f"{reason}\n\nComment `/retry` to start a new attempt.",
+        )
+    await ctx.perform_all(comment, ctx.add_label("blocked-label", LABEL_BLOCKED))
 
 
 async def run_hooks(ctx: HookContext) -> None:
@@ -230,6 +323,10 @@ async def run_hooks(ctx: HookContext) -> None:
             await on_deliver_complete(ctx)
         case PhaseStatus.COMPLETE, Phase.COMPOUND:
             await on_compound_complete(ctx)
+        case PhaseStatus.COMPLETE, Phase.REVISE:
+            await on_revise_complete(ctx)
+        case PhaseStatus.COMPLETE, Phase.REPAIR:
+            await on_repair_complete(ctx)
         case ((PhaseStatus.BLOCKED | PhaseStatus.FAILED), _):
             await on_phase_blocked(ctx)
         case status, phase:  # pragma: no cover - a non-final run has no hooks

@@ -150,6 +150,11 @@ class Ledger:
             case EffectKind.REMOVE_LABEL:
                 await forge.remove_label(effect.repo, effect.issue_number, effect.labels[0])
                 return None
+            case EffectKind.REPLY:
+                reply_id = await forge.reply_to_review_comment(
+                    effect.repo, effect.issue_number, effect.reply_to, self._body(effect)
+                )
+                return str(reply_id)
             case EffectKind.OPEN_PR:
                 pr = await forge.open_pull_request(
                     effect.repo,
@@ -176,6 +181,16 @@ class Ledger:
                 for comment in reversed(comments):  # ours is most likely among the newest
                     if self._ours(comment.author) and self._markers.marks(comment.body, effect.key):
                         return str(comment.id)
+                return None
+            case EffectKind.REPLY:
+                replies = await self._forge.list_review_comments(effect.repo, effect.issue_number)
+                for reply in reversed(replies):
+                    if (
+                        reply.in_reply_to_id == effect.reply_to
+                        and self._ours(reply.author)
+                        and self._markers.marks(reply.body, effect.key)
+                    ):
+                        return str(reply.id)
                 return None
             case EffectKind.OPEN_PR:
                 pr = await self._forge.find_pull_request(effect.repo, effect.head)

@@ -12,11 +12,27 @@ ingress recognises a merged agent pull request by the same prefix."""
 
 
 class Phase(StrEnum):
-    """The three phases an issue walks through, in order."""
+    """The phases of a task: three in order, and the rounds after the pull request.
+
+    A round (revise, repair) is a phase whose attempts are its rounds: each round is
+    started by one trigger (`RoundTrigger`), runs with the same claim, lease, fence,
+    session and ledger as the three phases, and a new round is the next attempt.
+    """
 
     PLAN = "plan"
     DELIVER = "deliver"
     COMPOUND = "compound"
+    REVISE = "revise"  # a review asked for changes, or `/agent …` on the pull request
+    REPAIR = "repair"  # checks failed on the head commit we pushed
+
+    @property
+    def is_round(self) -> bool:
+        """True for the phases that run once per trigger after the pull request."""
+        return self in (Phase.REVISE, Phase.REPAIR)
+
+
+LIFECYCLE: tuple[Phase, ...] = (Phase.PLAN, Phase.DELIVER, Phase.COMPOUND)
+"""The phases every task walks through once, in order (rounds come between as needed)."""
 
 
 class PhaseStatus(StrEnum):
@@ -41,6 +57,24 @@ class Intent(StrEnum):
     APPROVE = "approve"
     MERGED = "merged"
     RETRY = "retry"
+    REVISE = "revise"  # on the task's PR: a `changes_requested` review or `/agent …`
+    REPAIR = "repair"  # on the task's PR: checks failed (or `/agent fix ci`)
+
+
+@dataclass(frozen=True)
+class RoundTrigger:
+    """What starts one round after the pull request, and the input it carries.
+
+    `key` identifies the round: the same key never starts a second one (a redelivered
+    review, a duplicate job). `review:<id>` for a review, `comment:<id>` for a command
+    comment, `checks:<sha>` for failing checks on a commit.
+    """
+
+    key: str
+    review_id: int | None = None
+    comment_id: int | None = None  # the `/agent …` comment, or the review comment it is in
+    head_sha: str = ""  # repair: the commit whose checks failed
+    instruction: str = ""  # the review's body or the command's text, cleaned
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,9 @@ class Event:
     clone_url: str = ""
     default_branch: str = "main"
     pr_number: int | None = None
+    # REVISE/REPAIR: what started the round. `issue_number` is 0 when the payload names
+    # only the pull request (a comment on it): the router finds the task by `pr_number`.
+    round: RoundTrigger | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +120,7 @@ class Task(TaskInfo):
 
     id: int = 0
     pr_number: int | None = None
+    head_sha: str | None = None  # the pull request's head as we last pushed it
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from agent_workflow.core.model import (
     Phase,
     PhaseRun,
     PhaseStatus,
+    RoundTrigger,
     Task,
     TaskInfo,
 )
@@ -50,6 +51,33 @@ class PullRequest:
     merged: bool = False
     url: str = ""
     author: str = ""  # the login that opened it; the ledger adopts only its own
+
+
+@dataclass(frozen=True)
+class ReviewComment:
+    """A pull request review comment (a line comment, or a reply in its thread)."""
+
+    id: int
+    body: str
+    author: str = ""
+    path: str = ""
+    line: int | None = None
+    diff_hunk: str = ""
+    in_reply_to_id: int | None = None  # set on replies: the thread's first comment
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """A check run on a commit, with what GitHub shows of its failure."""
+
+    id: int
+    name: str
+    status: str  # queued | in_progress | completed
+    conclusion: str | None  # success | failure | timed_out | cancelled | ... (None: running)
+    title: str = ""
+    summary: str = ""
+    text: str = ""  # the run's output text (where CI puts a log excerpt)
+    annotations: tuple[str, ...] = ()  # "path:line: message", failing runs only
 
 
 @runtime_checkable
@@ -90,6 +118,71 @@ class Forge(Protocol):
         """Our own login (`<slug>[bot]` for a GitHub App): the only author the ledger trusts."""
         ...
 
+    async def review_comments(
+        self, repo: str, pr_number: int, review_id: int
+    ) -> list[ReviewComment]:
+        """The comments of one review (`GET …/pulls/{n}/reviews/{id}/comments`)."""
+        ...
+
+    async def list_review_comments(self, repo: str, pr_number: int) -> list[ReviewComment]:
+        """Every review comment of a pull request, replies included (reconciliation)."""
+        ...
+
+    async def reply_to_review_comment(
+        self, repo: str, pr_number: int, comment_id: int, body: str
+    ) -> int:
+        """Reply in the thread of review comment `comment_id`; return the reply's id."""
+        ...
+
+    async def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        """Replace an issue comment's body (`PATCH …/issues/comments/{id}`)."""
+        ...
+
+    async def check_runs(self, repo: str, sha: str) -> list[CheckRun]:
+        """The check runs of a commit; failing ones with their annotations."""
+        ...
+
+
+# -- rounds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundWork:
+    """What a round works from: its trigger and the input read from GitHub when it opened
+    (stored with the round, so a resumed or retried run never reads GitHub again)."""
+
+    trigger: RoundTrigger
+    comments: tuple[ReviewComment, ...] = ()  # revise: the review's comments
+    checks: tuple[CheckRun, ...] = ()  # repair: the failing check runs
+    signature: str = ""  # repair: what failed (names and first error lines), to spot a repeat
+
+    @property
+    def threads(self) -> tuple[ReviewComment, ...]:
+        """The comments that start a thread: each gets one reply."""
+        return tuple(c for c in self.comments if c.in_reply_to_id is None)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of a task's revise or repair phase: the attempt that runs it."""
+
+    id: int
+    task_id: int
+    phase: Phase
+    attempt: int
+    number: int  # the n-th round of this phase for the task
+    work: RoundWork
+    pushed_sha: str | None = None  # the commit the round pushed (set when it completes)
+
+
+class RoundOpened(StrEnum):
+    """What `RoundStore.open` did."""
+
+    OPENED = "opened"  # the round is the phase's new attempt, pending
+    DUPLICATE = "duplicate"  # a round with this trigger exists already
+    LIMIT = "limit"  # the phase has had its maximum number of rounds
+    BUSY = "busy"  # the phase's current round is not settled yet: try again later
+
 
 # -- the agent ------------------------------------------------------------------
 
@@ -126,6 +219,7 @@ class AgentRequest:
     plan: str = ""  # the approved plan (deliver) or the delivered summary (compound)
     pr_number: int | None = None
     budget_left_usd: float | None = None  # what remains of the task's cap across attempts
+    round: RoundWork | None = None  # revise/repair: what the round is about
 
 
 @dataclass(frozen=True)
@@ -206,6 +300,10 @@ class TaskStore(Protocol):
 
     async def set_pr_number(self, task_id: int, pr_number: int, now: float) -> None:
         """Remember the delivered pull request (idempotent)."""
+        ...
+
+    async def by_pull_request(self, repo: str, pr_number: int) -> Task | None:
+        """The task whose delivered pull request is `pr_number` in `repo`."""
         ...
 
 
@@ -300,6 +398,42 @@ class EffectStore(Protocol):
         ...
 
 
+class RoundStore(Protocol):
+    """Rounds after the pull request: one per trigger, each the next attempt of its phase."""
+
+    async def open(
+        self,
+        task_id: int,
+        phase: Phase,
+        work: RoundWork,
+        trigger_delivery: str,
+        max_rounds: int,
+        now: float,
+    ) -> RoundOpened:
+        """In one transaction: unless a round has this trigger, or the phase had
+        `max_rounds`, or its current attempt is not settled, record the round and make it
+        the phase's next attempt (pending)."""
+        ...
+
+    async def find(self, task_id: int, phase: Phase, key: str) -> Round | None:
+        """The round started by the trigger `key`, if any."""
+        ...
+
+    async def get(self, task_id: int, phase: Phase, attempt: int) -> Round | None:
+        """The round run by this attempt of the phase."""
+        ...
+
+    async def pushed_by(self, task_id: int, phase: Phase, sha: str) -> Round | None:
+        """The round of the phase that pushed `sha`, if one did."""
+        ...
+
+    async def record_push(
+        self, task_id: int, phase: Phase, attempt: int, sha: str, now: float
+    ) -> None:
+        """The task's pull request head is now `sha`, pushed by this attempt (idempotent)."""
+        ...
+
+
 class Store(Protocol):
     """What the core reads and writes; `agent_workflow.store.Store` implements it."""
 
@@ -316,4 +450,9 @@ class Store(Protocol):
     @property
     def effects(self) -> EffectStore:
         """The effect ledger's rows."""
+        ...
+
+    @property
+    def rounds(self) -> RoundStore:
+        """Rounds after the pull request."""
         ...

@@ -8,8 +8,7 @@ event finds the phase already claimed, complete, or re-entered at its recovery p
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Literal
 
 import structlog
@@ -27,9 +26,11 @@ from agent_workflow.core.model import (
     Task,
     TaskInfo,
 )
-from agent_workflow.core.ports import Clock, Store
+from agent_workflow.core.ports import Clock, Forge, Store
 from agent_workflow.core.recovery import RecoveryPoint, recovery_point
-from agent_workflow.core.runner import Executed, Execution, PhaseRunner
+from agent_workflow.core.rounds import RoundLimits, RoundRouter, from_checks
+from agent_workflow.core.routed import Action, Routed, ran
+from agent_workflow.core.runner import Executed, PhaseRunner
 from agent_workflow.core.trust import Trust, is_bot
 
 log = structlog.get_logger(__name__)
@@ -52,25 +53,6 @@ class Unread(Enum):
 UNREAD = Unread.UNREAD
 
 
-class Action(StrEnum):
-    """What routing did with an event."""
-
-    RAN = "ran"  # a phase was driven forward (see `Routed.result`)
-    IGNORED = "ignored"  # the actor may not drive phases (a bot, or no write permission)
-    NOOP = "noop"  # nothing to do: already done, held elsewhere, or not yet possible
-
-
-@dataclass(frozen=True)
-class Routed:
-    """What routing did, for logs and tests."""
-
-    action: Action
-    reason: str = ""
-    phase: Phase | None = None
-    status: PhaseStatus | None = None
-    result: Executed | None = None
-
-
 class Router:
     """Routes parsed events to phase executions."""
 
@@ -83,6 +65,8 @@ class Router:
         clock: Clock,
         *,
         own_login: str,
+        forge: Forge,
+        round_limits: RoundLimits,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -90,6 +74,9 @@ class Router:
         self._trust = trust
         self._clock = clock
         self._own_login = own_login
+        self._rounds = RoundRouter(
+            store, forge, runner, ledger, clock, round_limits, settle=self._settle
+        )
 
     async def route(
         self, event: Event, state: IssueState | Literal[Unread.UNREAD] | None = UNREAD
@@ -103,16 +90,18 @@ class Router:
         """
         # A merge counts whoever merged: merging takes write access, a merge queue
         # (`github-merge-queue[bot]`) or our own bot may do it, and `_merged` accepts only
-        # the task's own pull request. Every other event of a bot or an untrusted actor is ignored.
-        if event.intent is not Intent.MERGED:
+        # the task's own pull request. Failing checks count whoever sent them (GitHub sends
+        # them as the app or the pusher, usually us): `rounds` accepts only the head we
+        # pushed. Every other event of a bot or an untrusted actor is ignored.
+        if event.intent is not Intent.MERGED and not from_checks(event):
             if is_bot(event.actor, event.actor_is_bot, self._own_login):
                 return Routed(Action.IGNORED, "bot actor")
             if not await self._trust.allows(event.repo, event.actor):
                 log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
                 return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
         # One read answers most events: the task and all its phases.
-        if state is UNREAD:
-            state = await self._store.phases.for_issue(event.repo, event.issue_number)
+        if state is UNREAD or (state is None and not event.issue_number):
+            state = await self._state(event)
         settled = self._settled(event, state)
         if settled is not None:
             return settled
@@ -128,8 +117,20 @@ class Router:
                 return await self._merged(event, state)
             case Intent.RETRY:
                 return await self._retry(event, state)
+            case Intent.REVISE | Intent.REPAIR:
+                return await self._rounds.route(event, state)
             case _:  # pragma: no cover - a new intent without a branch is a loud bug
                 raise AssertionError(f"unknown intent {event.intent!r}")
+
+    async def _state(self, event: Event) -> IssueState | None:
+        """The issue's state; a comment on a pull request names only the PR."""
+        repo, number = event.repo, event.issue_number
+        if not number and event.pr_number is not None:
+            task = await self._store.tasks.by_pull_request(repo, event.pr_number)
+            if task is None:
+                return None
+            number = task.issue_number
+        return await self._store.phases.for_issue(repo, number)
 
     def _settled(self, event: Event, state: IssueState | None) -> Routed | None:
         """The common duplicate: the phase this event would run is settled, or held by a
@@ -148,11 +149,11 @@ class Router:
         task = await self._store.tasks.get(task_id)
         if task is None:
             return Routed(Action.NOOP, "no such task")
-        return _ran(phase, await self._runner.execute(task, phase))
+        return ran(phase, await self._runner.execute(task, phase))
 
     async def _run(self, task: Task, phase: Phase, known: PhaseRun | None, event: Event) -> Routed:
         execution = await self._runner.execute(task, phase, known=known, trigger=event.delivery_id)
-        return _ran(phase, execution)
+        return ran(phase, execution)
 
     async def _settle(self, task: Task, run: PhaseRun) -> None:
         """Finish an earlier phase's outstanding effects before the next phase starts
@@ -218,7 +219,7 @@ class Router:
                 continue
             if run.trigger_delivery == event.delivery_id:
                 # This very event already started the attempt: just drive it on.
-                return _ran(phase, await self._runner.execute(task, phase, known=run))
+                return ran(phase, await self._runner.execute(task, phase, known=run))
             if run.status not in (PhaseStatus.BLOCKED, PhaseStatus.FAILED):
                 return Routed(Action.NOOP, f"{phase} is {run.status}: nothing to retry")
             # Finish the blocked attempt's own effects before starting the next one.
@@ -227,12 +228,8 @@ class Router:
                 run.id, run.attempt, event.delivery_id, self._clock()
             ):
                 log.info("phase.retry", task=task.id, phase=phase, attempt=run.attempt + 1)
-            return _ran(phase, await self._runner.execute(task, phase))
+            return ran(phase, await self._runner.execute(task, phase))
         return Routed(Action.NOOP, "nothing to retry")
-
-
-def _ran(phase: Phase, execution: Execution) -> Routed:
-    return Routed(Action.RAN, phase=phase, status=execution.status, result=execution.result)
 
 
 def _info(event: Event) -> TaskInfo:

@@ -25,7 +25,15 @@ from agent_workflow.core.hooks import REFUSED_PREFIX, HookContext, correlation_i
 from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
-from agent_workflow.core.ports import Agent, AgentRequest, AgentResult, Clock, Outcome, Store
+from agent_workflow.core.ports import (
+    Agent,
+    AgentRequest,
+    AgentResult,
+    Clock,
+    Outcome,
+    Round,
+    Store,
+)
 from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.core.text import clean_text
 
@@ -176,7 +184,7 @@ class PhaseRunner:
             session=session_id,
             resume=resume,
         )
-        request = self._request(task, run, session_id, resume)
+        request = self._request(task, run, session_id, resume, await self._round(task, run))
         result = await self._under_lease(run.guard, _lease_until(run), self._run_safely(request))
         if not result.session_id:
             result = replace(result, session_id=session_id)
@@ -198,8 +206,21 @@ class PhaseRunner:
             log.exception("agent.crashed", task=request.task_id, phase=request.phase)
             return AgentResult(Outcome.ERROR, reason=f"agent crashed: {exc!r}")
 
-    def _request(self, task: Task, run: PhaseRun, session_id: str, resume: bool) -> AgentRequest:
-        plan = run.plan_text if run.phase in (Phase.DELIVER, Phase.COMPOUND) else ""
+    async def _round(self, task: Task, run: PhaseRun) -> Round | None:
+        """The round this attempt runs (revise, repair), else None."""
+        if not run.phase.is_round:
+            return None
+        found = await self._store.rounds.get(task.id, run.phase, run.attempt)
+        if found is None:  # pragma: no cover - a round phase's attempt is opened with its round
+            raise AssertionError(
+                f"{run.phase} attempt {run.attempt} of task {task.id} has no round"
+            )
+        return found
+
+    def _request(
+        self, task: Task, run: PhaseRun, session_id: str, resume: bool, round_: Round | None
+    ) -> AgentRequest:
+        plan = run.plan_text if run.phase is not Phase.PLAN else ""
         budget = self._settings.task_budget_usd
         budget_left = None if budget is None else max(0.0, budget - run.task_cost_usd)
         return AgentRequest(
@@ -218,6 +239,7 @@ class PhaseRunner:
             plan=plan,
             pr_number=task.pr_number,
             budget_left_usd=budget_left,
+            round=None if round_ is None else round_.work,
         )
 
     # -- the effects -------------------------------------------------------------
@@ -229,6 +251,11 @@ class PhaseRunner:
         async def set_pr_number(number: int) -> None:
             await self._store.tasks.set_pr_number(task.id, number, self._clock())
 
+        async def record_push(sha: str) -> None:
+            await self._store.rounds.record_push(
+                task.id, run.phase, run.attempt, sha, self._clock()
+            )
+
         if run.status is not PhaseStatus.COMPLETE:
             log.warning(
                 "phase.blocked",
@@ -238,7 +265,15 @@ class PhaseRunner:
                 correlation=correlation_id(run),
                 reason=run.blocked_reason,
             )
-        ctx = HookContext(task, run, self._ledger, scope, set_pr_number)
+        ctx = HookContext(
+            task,
+            run,
+            self._ledger,
+            scope,
+            set_pr_number,
+            record_push=record_push,
+            round=await self._round(task, run),
+        )
         try:
             try:
                 await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from agent_workflow.core.effects import Markers
 from agent_workflow.core.ledger import Ledger
 from agent_workflow.core.ports import Agent, Clock, Forge, Store
+from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.router import Router
 from agent_workflow.core.runner import PhaseRunner, RunnerSettings
 from agent_workflow.core.trust import Trust
@@ -35,6 +36,7 @@ def build_core(
     marker_secret: bytes,
     uncertain_backoff_s: float,
     permission_ttl_s: float,
+    round_limits: RoundLimits,
 ) -> Core:
     """Wire a `Router` over the given store, forge and agent.
 
@@ -51,5 +53,14 @@ def build_core(
     )
     runner = PhaseRunner(store, agent, ledger, settings, clock)
     trust = Trust(forge, clock, ttl_s=permission_ttl_s)
-    router = Router(store, runner, ledger, trust, clock, own_login=own_login)
+    router = Router(
+        store,
+        runner,
+        ledger,
+        trust,
+        clock,
+        own_login=own_login,
+        forge=forge,
+        round_limits=round_limits,
+    )
     return Core(store, forge, agent, ledger, runner, router)

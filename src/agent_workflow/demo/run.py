@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from agent_workflow.core.model import BRANCH_PREFIX, Phase, PhaseStatus
+from agent_workflow.core.model import BRANCH_PREFIX, LIFECYCLE, Phase, PhaseStatus
 from agent_workflow.demo.process import AwProcess, free_port
 from agent_workflow.store import Store, connect
 from github_emulator import EmulatorServer
@@ -177,7 +177,7 @@ class Demo:
                     "bot_comments": len(comments),
                     "labels": sorted(await self.admin.labels(REPO, issue)),
                     "pull_requests": [p.number for p in pulls if _head(p) == _branch(issue)],
-                    "phases": {p.value: str(await self.phase_status(issue, p)) for p in Phase},
+                    "phases": {p.value: str(await self.phase_status(issue, p)) for p in LIFECYCLE},
                 }
             )
         finished = all(

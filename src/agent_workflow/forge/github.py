@@ -9,7 +9,8 @@ count as success, so the effect ledger can simply perform again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from types import TracebackType
 from typing import Any, Self, cast, get_args
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from agent_workflow.core.errors import ForgeError, UncertainOutcome
-from agent_workflow.core.ports import Comment, Permission, PullRequest
+from agent_workflow.core.ports import CheckRun, Comment, Permission, PullRequest, ReviewComment
 from agent_workflow.forge.auth import AppAuth, TokenAuth
 from agent_workflow.forge.http import (
     ForgeStats,
@@ -29,6 +30,17 @@ from agent_workflow.forge.policy import RequestPolicy
 
 #: GitHub's largest page; fewer round trips when reconciling.
 PER_PAGE = 100
+
+#: Annotations read per failing check run: the first ones say what broke; a linter
+#: run can carry thousands, and each page is a request.
+MAX_ANNOTATIONS = 50
+#: A check run's `output.text` (where CI puts a log excerpt) kept, its last characters:
+#: a log's end says what failed, and the whole thing goes into the agent's prompt.
+MAX_CHECK_TEXT = 4000
+#: The other text of a check run (title, summary, an annotation's message) kept.
+MAX_CHECK_FIELD = 1000
+#: Conclusions whose runs are failures worth reading the annotations of.
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out"})
 
 _PERMISSIONS: tuple[str, ...] = get_args(Permission)
 
@@ -56,6 +68,34 @@ def _pull(data: dict[str, Any]) -> PullRequest:
         url=str(data.get("html_url", "")),
         author=_login(data),
     )
+
+
+def _review_comment(data: dict[str, Any]) -> ReviewComment:
+    line = data.get("line")
+    reply_to = data.get("in_reply_to_id")
+    return ReviewComment(
+        id=int(data["id"]),
+        body=str(data.get("body") or ""),
+        author=_login(data),
+        path=str(data.get("path") or ""),
+        line=None if line is None else int(line),
+        diff_hunk=str(data.get("diff_hunk") or ""),
+        in_reply_to_id=None if reply_to is None else int(reply_to),
+    )
+
+
+def _head(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _annotation(data: dict[str, Any]) -> str:
+    """`path:line: message`, one line."""
+    message = " ".join(str(data.get("message") or "").split())
+    return f"{data.get('path', '')}:{data.get('start_line', '')}: {_head(message, MAX_CHECK_FIELD)}"
 
 
 class GitHubForge:
@@ -162,6 +202,20 @@ class GitHubForge:
             return existing
         return _pull(_created(response))
 
+    async def reply_to_review_comment(
+        self, repo: str, pr_number: int, comment_id: int, body: str
+    ) -> int:
+        """Reply in the thread of review comment `comment_id` (a thread's first comment:
+        GitHub refuses a reply to a reply with 422); return the reply's id."""
+        path = f"{_repo_path(repo)}/pulls/{pr_number}/comments/{comment_id}/replies"
+        response = await self.http.request("POST", path, json={"body": body})
+        return int(_created(response)["id"])
+
+    async def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        """Replace an issue comment's body (only our own: others' answer 403)."""
+        path = f"{_repo_path(repo)}/issues/comments/{comment_id}"
+        _created(await self.http.request("PATCH", path, json={"body": body}))
+
     async def create_ref(self, repo: str, ref: str, sha: str) -> None:
         """Create `refs/heads/...`; an existing ref at the same SHA counts as success."""
         payload = {"ref": ref, "sha": sha}
@@ -193,6 +247,55 @@ class GitHubForge:
             Comment(id=int(item["id"]), body=str(item.get("body") or ""), author=_login(item))
             async for item in self._pages(path, {"per_page": PER_PAGE})
         ]
+
+    async def review_comments(
+        self, repo: str, pr_number: int, review_id: int
+    ) -> list[ReviewComment]:
+        """The line comments of one review, following `Link: rel="next"`."""
+        path = f"{_repo_path(repo)}/pulls/{pr_number}/reviews/{review_id}/comments"
+        return [_review_comment(item) async for item in self._pages(path, {"per_page": PER_PAGE})]
+
+    async def list_review_comments(self, repo: str, pr_number: int) -> list[ReviewComment]:
+        """Every review comment of a PR, replies included, in ascending id."""
+        path = f"{_repo_path(repo)}/pulls/{pr_number}/comments"
+        return [_review_comment(item) async for item in self._pages(path, {"per_page": PER_PAGE})]
+
+    async def check_runs(self, repo: str, sha: str) -> list[CheckRun]:
+        """The latest check run of each name on commit `sha`; failed and timed-out ones
+        with their first `MAX_ANNOTATIONS` annotations. Text is capped (see the constants)."""
+        path = f"{_repo_path(repo)}/commits/{quote(sha, safe='')}/check-runs"
+        runs = []
+        async for item in self._pages(path, {"per_page": PER_PAGE}, key="check_runs"):
+            conclusion = item.get("conclusion")
+            annotations: tuple[str, ...] = ()
+            if conclusion in FAILED_CONCLUSIONS:
+                annotations = await self._annotations(repo, int(item["id"]))
+            output = item.get("output") or {}
+            runs.append(
+                CheckRun(
+                    id=int(item["id"]),
+                    name=str(item.get("name") or ""),
+                    status=str(item.get("status") or ""),
+                    conclusion=None if conclusion is None else str(conclusion),
+                    title=_head(str(output.get("title") or ""), MAX_CHECK_FIELD),
+                    summary=_head(str(output.get("summary") or ""), MAX_CHECK_FIELD),
+                    text=_tail(str(output.get("text") or ""), MAX_CHECK_TEXT),
+                    annotations=annotations,
+                )
+            )
+        return runs
+
+    async def _annotations(self, repo: str, run_id: int) -> tuple[str, ...]:
+        """The first `MAX_ANNOTATIONS` annotations of a check run, as `path:line: message`."""
+        path = f"{_repo_path(repo)}/check-runs/{run_id}/annotations"
+        found: list[str] = []
+        pages = self._pages(path, {"per_page": MAX_ANNOTATIONS})
+        async with contextlib.aclosing(pages):
+            async for item in pages:
+                found.append(_annotation(item))
+                if len(found) >= MAX_ANNOTATIONS:
+                    break
+        return tuple(found)
 
     async def find_pull_request(self, repo: str, head: str) -> PullRequest | None:
         """The PR from `head` in any state: the open one if any, else the newest."""
@@ -254,13 +357,20 @@ class GitHubForge:
         to that repository and `contents: write`; with a fixed token, that token."""
         return await self.http.auth.push_token(self.http, repo)
 
-    async def _pages(self, path: str, params: dict[str, str | int]) -> AsyncIterator[Any]:
-        """Items of a paginated list, following `Link: rel="next"` (on our host only)."""
+    async def _pages(
+        self, path: str, params: dict[str, str | int], *, key: str | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """Items of a paginated list, following `Link: rel="next"` (on our host only).
+
+        `key` names the list inside an object answer (`check_runs` of `{total_count, ...}`).
+        """
         url: str | httpx.URL = path
         query: dict[str, str | int] | None = params
         while True:
             response = await self.http.request("GET", url, params=query)
             page = _ok(response)
+            if key is not None and isinstance(page, dict):
+                page = page.get(key)
             if not isinstance(page, list):
                 raise ForgeError(f"expected a list from {response.request.url}")
             for item in page:

@@ -6,6 +6,12 @@ resulting `Event` is stored beside the payload and routed as stored (the job
 handler never parses the payload again, except for rows stored before the parsed
 event was). Only events that drive a phase become `Event`s; trust and bot
 filtering happen in the router, which knows who we are and who may act.
+
+After the pull request, rounds (`Intent.REVISE`, `Intent.REPAIR`) are parsed from
+reviews, review comments, conversation comments on the pull request and failing
+checks; each carries the `RoundTrigger` that names it. Whether the pull request is
+a task's, whether a check's head commit is the one we pushed, and whether the
+reviewer is trusted are the router's questions, not the parser's.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_workflow.core.errors import BadEvent
-from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent
+from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, RoundTrigger
 from agent_workflow.core.text import clean_text
 
 
@@ -25,11 +31,13 @@ class Triggers:
     """The labels and comment commands that start phases (DESIGN §1).
 
     No defaults here: they are `AW_PLAN_LABEL`, `AW_APPROVE_LABEL`, `AW_PLAN_COMMAND`,
-    `AW_APPROVE_COMMAND` and `AW_RETRY_COMMAND` in `Settings`. Labels compare
-    case-insensitively (GitHub treats `Agent` and `agent` as one label); commands
-    compare exactly, after surrounding whitespace is stripped and inner runs of
-    whitespace are collapsed to one space. A merged pull request counts when its head
-    is a task branch (`BRANCH_PREFIX` of the core, not a trigger).
+    `AW_APPROVE_COMMAND`, `AW_RETRY_COMMAND`, `AW_REVISE_COMMAND` and
+    `AW_REPAIR_COMMAND` in `Settings`. Labels compare case-insensitively (GitHub treats
+    `Agent` and `agent` as one label); commands compare exactly, after surrounding
+    whitespace is stripped and inner runs of whitespace are collapsed to one space.
+    `revise_command` is a prefix: on a pull request, a first line that is it, a space
+    and an instruction starts a revise round. A merged pull request counts when its
+    head is a task branch (`BRANCH_PREFIX` of the core, not a trigger).
     """
 
     plan_label: str
@@ -37,11 +45,20 @@ class Triggers:
     plan_command: str
     approve_command: str
     retry_command: str
+    revise_command: str
+    repair_command: str
 
 
 # Issue and PR numbers are stored in 32-bit INTEGER columns; larger is malformed, not a task.
 MAX_NUMBER = 2**31 - 1
 _TASK_BRANCH = re.compile(re.escape(BRANCH_PREFIX) + r"([1-9][0-9]{0,9})")
+# A round's instruction (a review body, a command's text) goes into the stored event and
+# the agent's prompt; a review longer than this is cut, not refused.
+MAX_INSTRUCTION = 8_000
+# Check conclusions that ask for a repair; success, neutral, cancelled, skipped,
+# stale and action_required do not.
+_FAILED = frozenset({"failure", "timed_out"})
+_CHECK_EVENTS = frozenset({"check_suite", "check_run", "workflow_run"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,12 @@ def parse(
             return _issue_comment(payload, delivery_id, triggers)
         case "pull_request", "closed":
             return _pull_request_closed(payload, delivery_id)
+        case "pull_request_review", "submitted":
+            return _review_submitted(payload, delivery_id)
+        case "pull_request_review_comment", "created":
+            return _review_comment(payload, delivery_id, triggers)
+        case name, "completed" if name in _CHECK_EVENTS:
+            return _checks_completed(name, payload, delivery_id)
         case _:
             kind = f"{event_name}.{action}" if isinstance(action, str) else event_name
             return Ignored(f"{kind} is not handled")
@@ -79,10 +102,23 @@ def _issue_labeled(payload: Mapping[str, Any], delivery_id: str, t: Triggers) ->
 
 def _issue_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) -> Event | Ignored:
     issue = _obj(payload, "issue")
+    comment = _obj(payload, "comment")
+    body = _opt_str(comment, "body", "comment.body")
     if issue.get("pull_request") is not None:
-        # GitHub reports pull request comments as issue comments; commands live on issues.
-        return Ignored("comment on a pull request")
-    body = _opt_str(_obj(payload, "comment"), "body", "comment.body")
+        # GitHub reports pull request conversation comments as issue comments. The issue
+        # commands never act on one (its number is the PR's, not a task's issue); only the
+        # round commands do, and the payload names the PR alone: the router finds the task
+        # by `pr_number` (issue_number 0).
+        return _pr_command(
+            payload,
+            delivery_id,
+            t,
+            body,
+            comment_id=_int(comment, "id", "comment.id", maximum=None),
+            review_id=None,
+            issue_number=0,
+            pr_number=_int(issue, "number", "issue.number"),
+        )
     commands = {
         _squash(t.plan_command): Intent.START_PLAN,
         _squash(t.approve_command): Intent.APPROVE,
@@ -117,6 +153,183 @@ def _pull_request_closed(payload: Mapping[str, Any], delivery_id: str) -> Event 
     )
 
 
+def _review_submitted(payload: Mapping[str, Any], delivery_id: str) -> Event | Ignored:
+    review = _obj(payload, "review")
+    state = _str(review, "state", "review.state")
+    if state.casefold() != "changes_requested":
+        return Ignored(f"review state {state!r} asks for no changes")
+    pull = _obj(payload, "pull_request")
+    issue_number = _task_pull_request(payload, pull)
+    if isinstance(issue_number, Ignored):
+        return issue_number
+    review_id = _int(review, "id", "review.id", maximum=None)
+    return _event(
+        payload,
+        delivery_id,
+        Intent.REVISE,
+        issue_number,
+        pr_number=_int(pull, "number", "pull_request.number"),
+        round=RoundTrigger(
+            key=f"review:{review_id}",
+            review_id=review_id,
+            instruction=_instruction(_opt_str(review, "body", "review.body")),
+        ),
+        # The reviewer, not whoever the delivery names as sender, asked for the changes.
+        actor=(_obj(review, "user", "review.user"), "review.user.login"),
+    )
+
+
+def _review_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) -> Event | Ignored:
+    comment = _obj(payload, "comment")
+    body = _opt_str(comment, "body", "comment.body")
+    pull = _obj(payload, "pull_request")
+    issue_number = _task_pull_request(payload, pull)
+    if isinstance(issue_number, Ignored):
+        return issue_number
+    review_id = None
+    if comment.get("pull_request_review_id") is not None:
+        review_id = _int(
+            comment, "pull_request_review_id", "comment.pull_request_review_id", maximum=None
+        )
+    return _pr_command(
+        payload,
+        delivery_id,
+        t,
+        body,
+        comment_id=_int(comment, "id", "comment.id", maximum=None),
+        review_id=review_id,
+        issue_number=issue_number,
+        pr_number=_int(pull, "number", "pull_request.number"),
+    )
+
+
+def _pr_command(
+    payload: Mapping[str, Any],
+    delivery_id: str,
+    t: Triggers,
+    body: str,
+    *,
+    comment_id: int,
+    review_id: int | None,
+    issue_number: int,
+    pr_number: int,
+) -> Event | Ignored:
+    """A comment on a pull request: the repair command, a revise instruction, or nothing.
+
+    The repair command is matched exactly first (it usually begins with the revise
+    command). A first line that is exactly one of the issue commands (`/agent plan`
+    begins with `/agent` too) is not an instruction: those act on issues only.
+    """
+    line = _command_line(body)
+    key = f"comment:{comment_id}"
+    if line == _squash(t.repair_command):
+        intent, instruction = Intent.REPAIR, ""
+    elif line in {_squash(c) for c in (t.plan_command, t.approve_command, t.retry_command)}:
+        return Ignored(f"{line!r} is an issue command, not one for a pull request")
+    else:
+        text = _revise_instruction(body, _squash(t.revise_command))
+        if text is None:
+            return Ignored("comment is not a command")
+        intent, instruction = Intent.REVISE, text
+    return _event(
+        payload,
+        delivery_id,
+        intent,
+        issue_number,
+        pr_number=pr_number,
+        round=RoundTrigger(
+            key=key, review_id=review_id, comment_id=comment_id, instruction=instruction
+        ),
+    )
+
+
+def _checks_completed(name: str, payload: Mapping[str, Any], delivery_id: str) -> Event | Ignored:
+    """`check_suite`, `check_run` or `workflow_run` completed: a failure on a task branch.
+
+    Counted whoever the sender is (GitHub sends checks as the app or the pusher, often
+    our own bot): the router decides by the head commit, which must be the head of the
+    task's pull request.
+    """
+    run = _obj(payload, name)
+    conclusion = run.get("conclusion")
+    if conclusion not in _FAILED:
+        return Ignored(f"{name} conclusion {conclusion!r} is not a failure")
+    if name == "check_run":
+        branch = _obj(run, "check_suite", "check_run.check_suite").get("head_branch")
+    else:
+        branch = run.get("head_branch")
+    # GitHub sends a null head branch for a commit no branch points at (a fork's, a tag's).
+    issue_number = _issue_from_branch(branch) if isinstance(branch, str) else None
+    if issue_number is None:
+        return Ignored(f"branch {branch!r} is not an agent branch")
+    head_repo = run.get("head_repository")  # workflow_run only: a fork's branch may be named so
+    if isinstance(head_repo, Mapping) and head_repo.get("full_name") != _repo_name(payload):
+        return Ignored("head branch is not in this repository")
+    head_sha = _str(run, "head_sha", f"{name}.head_sha")
+    return _event(
+        payload,
+        delivery_id,
+        Intent.REPAIR,
+        issue_number,
+        pr_number=_pull_request_of(run, name, str(branch)),
+        round=RoundTrigger(key=f"checks:{head_sha}", head_sha=head_sha),
+    )
+
+
+def _pull_request_of(run: Mapping[str, Any], name: str, branch: str) -> int | None:
+    """The number of the run's pull request whose head is `branch` (None: none listed).
+
+    GitHub lists the pull requests whose head is the checked commit; a `workflow_run`
+    may also list ones it merely shares a branch name with, so the head must match.
+    """
+    pulls = run.get("pull_requests")
+    if not isinstance(pulls, list):
+        return None
+    for index, pull in enumerate(pulls):
+        path = f"{name}.pull_requests[{index}]"
+        if not isinstance(pull, Mapping):
+            raise BadEvent(f"{path} is not an object")
+        head = pull.get("head")
+        if not isinstance(head, Mapping) or head.get("ref") == branch:
+            return _int(pull, "number", f"{path}.number")
+    return None
+
+
+def _task_pull_request(payload: Mapping[str, Any], pull: Mapping[str, Any]) -> int | Ignored:
+    """The issue number of a pull request on a task branch of this repository."""
+    head = _obj(pull, "head", "pull_request.head")
+    ref = _str(head, "ref", "pull_request.head.ref")
+    issue_number = _issue_from_branch(ref)
+    if issue_number is None:
+        return Ignored(f"branch {ref!r} is not an agent branch")
+    if _head_repo(head) != _repo_name(payload):
+        return Ignored("head branch is not in this repository")
+    return issue_number
+
+
+def _revise_instruction(body: str, command: str) -> str | None:
+    """The instruction after the revise command, or None when the comment is not one.
+
+    The first visible line must be the command, a space and some text; the instruction
+    is that text (whitespace squashed) and any lines after it.
+    """
+    lines = clean_text(body).splitlines()
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        first = _squash(line)
+        if not first.startswith(command + " "):
+            return None
+        rest = "\n".join([first.removeprefix(command + " "), *lines[index + 1 :]])
+        return _instruction(rest)
+    return None
+
+
+def _instruction(text: str) -> str:
+    """What a round's agent is asked: cleaned (what a reader sees), stripped, capped."""
+    return clean_text(text).strip()[:MAX_INSTRUCTION].rstrip()
+
+
 def _issue_event(payload: Mapping[str, Any], delivery_id: str, intent: Intent) -> Event:
     issue = _obj(payload, "issue")
     return _event(
@@ -138,15 +351,18 @@ def _event(
     title: str = "",
     body: str = "",
     pr_number: int | None = None,
+    round: RoundTrigger | None = None,
+    actor: tuple[Mapping[str, Any], str] | None = None,
 ) -> Event:
+    """`actor`: the user object (and its login's path) who acted, when not the sender."""
     repository = _obj(payload, "repository")
-    sender = _obj(payload, "sender")
+    sender, login = actor or (_obj(payload, "sender"), "sender.login")
     return Event(
         delivery_id=delivery_id,
         intent=intent,
         repo=_repo_name(payload),
         issue_number=issue_number,
-        actor=_str(sender, "login", "sender.login"),
+        actor=_str(sender, "login", login),
         actor_is_bot=sender.get("type") == "Bot",
         title=title,
         body=body,
@@ -154,6 +370,7 @@ def _event(
         default_branch=_opt_str(repository, "default_branch", "repository.default_branch")
         or "main",
         pr_number=pr_number,
+        round=round,
     )
 
 
@@ -216,9 +433,19 @@ def _opt_str(parent: Mapping[str, Any], key: str, path: str) -> str:
     return value
 
 
-def _int(parent: Mapping[str, Any], key: str, path: str) -> int:
+def _int(
+    parent: Mapping[str, Any], key: str, path: str, *, maximum: int | None = MAX_NUMBER
+) -> int:
+    """A positive integer: 32-bit for issue and PR numbers (`maximum=None`: GitHub's ids,
+    which outgrew 32 bits for comments and reviews long ago)."""
     value = parent.get(key)
     # bool is an int in Python; `true` is never an issue number.
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_NUMBER:
-        raise BadEvent(f"{path} is missing or not a positive 32-bit integer")
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value <= 0
+        or (maximum is not None and value > maximum)
+    ):
+        kind = "positive integer" if maximum is None else "positive 32-bit integer"
+        raise BadEvent(f"{path} is missing or not a {kind}")
     return value

@@ -13,9 +13,10 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from agent_workflow.core.errors import BadEvent
+from agent_workflow.core.errors import BadEvent, PhaseBusy
 from agent_workflow.core.model import Event, IssueState, Phase
-from agent_workflow.core.router import UNREAD, Routed, Unread
+from agent_workflow.core.routed import Routed
+from agent_workflow.core.router import UNREAD, Unread
 from agent_workflow.ingress.events import Ignored, Triggers, parse
 from agent_workflow.service.jobs import PHASE, ROUTE
 from agent_workflow.store.db import Store
@@ -88,6 +89,12 @@ class JobHandler:
         if isinstance(parsed, Event):
             try:
                 routed = await self._router.route(parsed, state)
+            except PhaseBusy as exc:
+                # Not a failure (never dead-lettered for it): the event waits for a phase or
+                # a round to settle, which its lease bounds. The queue retries the job, and
+                # the sweeper routes the still-unrouted delivery again after that.
+                log.info("route.busy", delivery=delivery_id, reason=str(exc))
+                raise
             except Exception as exc:
                 await self._note_failure(delivery_id, hook_id, repr(exc))
                 raise

@@ -10,6 +10,7 @@ from agent_workflow.config import Settings, redacted_url
 from agent_workflow.core import clock
 from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
 from agent_workflow.core.ports import Agent, Forge, PushTokens
+from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.ingress.events import Triggers
@@ -44,6 +45,8 @@ def triggers_from(settings: Settings) -> Triggers:
         plan_command=settings.plan_command,
         approve_command=settings.approve_command,
         retry_command=settings.retry_command,
+        revise_command=settings.revise_command,
+        repair_command=settings.repair_command,
     )
 
 
@@ -108,6 +111,9 @@ async def open_runtime(
             marker_secret=marker_key,
             uncertain_backoff_s=settings.uncertain_backoff_s,
             permission_ttl_s=settings.permission_ttl_s,
+            round_limits=RoundLimits(
+                revise=settings.max_revise_rounds, repair=settings.max_repair_rounds
+            ),
         )
         triggers = triggers_from(settings)
         handler = JobHandler(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 
 from agent_workflow.core.errors import BadEvent
-from agent_workflow.core.model import Event, Intent, IssueState
+from agent_workflow.core.model import Event, Intent, IssueState, RoundTrigger
 from agent_workflow.store.connections import Database
 from agent_workflow.store.phase_runs import ISSUE_COLUMNS, issue_state
 from agent_workflow.store.schema import deliveries, phase_runs, tasks
@@ -240,16 +240,27 @@ class Deliveries:
 
 
 def event_to_json(event: Event) -> dict[str, Any]:
-    """The `parsed` column's value: every `Event` field, the intent by its value."""
+    """The `parsed` column's value: every `Event` field, the intent by its value, the
+    round (if any) as an object of its fields."""
     return {**dataclasses.asdict(event), "intent": event.intent.value}
 
 
 def event_from_json(value: Mapping[str, Any]) -> Event:
-    """The `Event` stored by `event_to_json`. Raises `BadEvent` for anything else."""
+    """The `Event` stored by `event_to_json`. Raises `BadEvent` for anything else.
+
+    A row stored before a field existed (`round`) lacks it and reads as its default.
+    """
     if not isinstance(value, Mapping) or not set(value) <= _EVENT_FIELDS:
         raise BadEvent(f"stored parsed event is not an event: {value!r:.200}")
+    stored_round = value.get("round")
     try:
-        return Event(**{**value, "intent": Intent(value["intent"])})
+        return Event(
+            **{
+                **value,
+                "intent": Intent(value["intent"]),
+                "round": None if stored_round is None else RoundTrigger(**stored_round),
+            }
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise BadEvent(f"stored parsed event is malformed: {exc!r}") from exc
 

@@ -66,12 +66,17 @@ tasks = Table(
     Column("clone_url", Text, nullable=False, server_default=""),
     Column("default_branch", String(255), nullable=False, server_default="main"),
     Column("pr_number", Integer, nullable=True),
+    # The head of the task's pull request as we last pushed it (deliver, then each
+    # round): failing checks start a repair round only on this commit.
+    Column("head_sha", String(64), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("repo", "issue_number", name="uq_tasks_issue"),
 )
 # The worktree janitor finds a directory's task by its issue number.
 Index("ix_tasks_issue_number", tasks.c.issue_number)
+# A comment on a pull request names only the PR: its task is found by it.
+Index("ix_tasks_pr_number", tasks.c.repo, tasks.c.pr_number)
 
 phase_runs = Table(
     "phase_runs",
@@ -163,3 +168,21 @@ model_usage = Table(
 )
 # The proxy sums a task's spending before every model request.
 Index("ix_model_usage_task", model_usage.c.task_id)
+
+rounds = Table(
+    "rounds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", Integer, ForeignKey("tasks.id"), nullable=False),
+    Column("phase", String(20), nullable=False),  # revise | repair
+    # What started it (`review:<id>`, `comment:<id>`, `checks:<sha>`): one round per
+    # trigger, whatever the redeliveries, duplicate jobs and workers.
+    Column("trigger_key", String(200), nullable=False),
+    Column("attempt", Integer, nullable=False),  # the phase attempt that runs it
+    Column("number", Integer, nullable=False),  # the n-th round of the phase for the task
+    Column("work", Json, nullable=False),  # the trigger and the input read when it opened
+    Column("pushed_sha", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("task_id", "phase", "trigger_key", name="uq_rounds_trigger"),
+    UniqueConstraint("task_id", "phase", "attempt", name="uq_rounds_attempt"),
+)

@@ -75,6 +75,13 @@ class Tasks:
         async with self._db.begin() as conn:
             await conn.execute(stmt)
 
+    async def by_pull_request(self, repo: str, pr_number: int) -> Task | None:
+        """The task whose delivered pull request is `pr_number` in `repo`."""
+        stmt = select(tasks).where(tasks.c.repo == repo, tasks.c.pr_number == pr_number)
+        async with self._db.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return task_from_row(row) if row else None
+
     async def all(self) -> list[Task]:
         """Every task, by id (for status and checks)."""
         async with self._db.connect() as conn:
@@ -93,4 +100,5 @@ def task_from_row(row: Any) -> Task:
         clone_url=row["clone_url"],
         default_branch=row["default_branch"],
         pr_number=row["pr_number"],
+        head_sha=row["head_sha"],
     )

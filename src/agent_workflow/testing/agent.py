@@ -8,6 +8,7 @@ makes deliver error once per attempt). Every call is recorded for assertions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class ScriptedAgent:
                 Outcome.BLOCKED: "the scripted agent was told to block",
                 Outcome.ERROR: "the scripted agent was told to fail",
             }.get(outcome, ""),
-            artifacts={"branch": request.branch} if request.phase is Phase.DELIVER else {},
+            artifacts=_artifacts(request) if outcome is Outcome.SUCCESS else {},
             session_id=request.session_id,
             restarted=restarted,
             cost_usd=self.cost_usd,
@@ -76,7 +77,27 @@ _TEXT = {
     Phase.PLAN: "1. Read the code around #{n} ({title}).\n2. Change it.\n3. Add a test.",
     Phase.DELIVER: "Implemented the plan for #{n}.",
     Phase.COMPOUND: "Lesson from #{n}: keep changes small and tested.",
+    Phase.REVISE: "Revised #{n} as the review asked.",
+    Phase.REPAIR: "Fixed what made the checks fail for #{n}.",
 }
+
+
+def scripted_sha(request: AgentRequest) -> str:
+    """The commit the scripted agent 'pushes' for a phase attempt (deterministic, 40 hex)."""
+    seed = f"{request.task_id}:{request.phase.value}:{request.attempt}"
+    return hashlib.sha1(seed.encode()).hexdigest()  # an id, not security
+
+
+def _artifacts(request: AgentRequest) -> dict[str, str]:
+    """What a real agent's run reports beside its text: the branch and commit it pushed,
+    and for a review round one reply per thread."""
+    if request.phase in (Phase.PLAN, Phase.COMPOUND):
+        return {}
+    artifacts = {"branch": request.branch, "head_sha": scripted_sha(request)}
+    if request.round is not None:
+        for comment in request.round.threads:
+            artifacts[f"reply:{comment.id}"] = f"Done: {comment.body[:80]}"
+    return artifacts
 
 
 def _steering(body: str) -> dict[str, str]:

@@ -11,12 +11,22 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent_workflow.core.errors import EffectRefused, ForgeError, UncertainOutcome
-from agent_workflow.core.ports import Comment, Permission, PullRequest
+from agent_workflow.core.ports import CheckRun, Comment, Permission, PullRequest, ReviewComment
 
-READS = frozenset({"list_comments", "find_pull_request", "permission", "whoami"})
+READS = frozenset(
+    {
+        "list_comments",
+        "find_pull_request",
+        "permission",
+        "whoami",
+        "review_comments",
+        "list_review_comments",
+        "check_runs",
+    }
+)
 BOT = "agent-workflow[bot]"
 """The login the twin acts as (what `whoami` answers)."""
 
@@ -33,6 +43,13 @@ class MemoryForge:
     )
     labels: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
     pulls: dict[str, list[PullRequest]] = field(default_factory=lambda: defaultdict(list))
+    # Review comments and replies per (repo, PR), ascending id; `reviews` maps a review
+    # id to its comments' ids.
+    review_threads: dict[tuple[str, int], list[ReviewComment]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    reviews: dict[int, list[int]] = field(default_factory=dict)
+    checks: dict[tuple[str, str], list[CheckRun]] = field(default_factory=dict)  # (repo, sha)
     calls: Counter[str] = field(default_factory=Counter)
     # Mutations as applied, in order: "method:detail" (a label, a head branch, a comment id).
     log: list[str] = field(default_factory=list)
@@ -125,6 +142,119 @@ class MemoryForge:
         """Our own login."""
         self._fault("whoami")
         return self.login
+
+    async def review_comments(
+        self, repo: str, pr_number: int, review_id: int
+    ) -> list[ReviewComment]:
+        """The comments of one review; an unknown review is GitHub's 404."""
+        self._read("review_comments")
+        ids = self.reviews.get(review_id)
+        if ids is None:
+            raise EffectRefused("review_comments: 404 Not Found", status=404)
+        return [c for c in self.review_threads[(repo, pr_number)] if c.id in ids]
+
+    async def list_review_comments(self, repo: str, pr_number: int) -> list[ReviewComment]:
+        """Every review comment of a PR, replies included."""
+        self._read("list_review_comments")
+        return list(self.review_threads[(repo, pr_number)])
+
+    async def reply_to_review_comment(
+        self, repo: str, pr_number: int, comment_id: int, body: str
+    ) -> int:
+        """Reply in a thread; 404 for an unknown comment, 422 for a reply to a reply."""
+        drop = self._mutate("reply_to_review_comment")
+        thread = self.review_threads[(repo, pr_number)]
+        target = next((c for c in thread if c.id == comment_id), None)
+        if target is None:
+            raise EffectRefused("reply_to_review_comment: 404 Not Found", status=404)
+        if target.in_reply_to_id is not None:
+            raise EffectRefused("reply_to_review_comment: 422 reply to a reply", status=422)
+        reply = self._add_review_comment(
+            repo, pr_number, self.login, body, target.path, target.line, target.id
+        )
+        self.log.append(f"reply_to_review_comment:{comment_id}")
+        if drop:
+            raise UncertainOutcome("reply_to_review_comment: response dropped (injected)")
+        return reply.id
+
+    async def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        """Replace one of our comments' body; 404 unknown, 403 someone else's."""
+        drop = self._mutate("edit_comment")
+        for comments in (c for (r, _), c in self.comments.items() if r == repo):
+            for index, comment in enumerate(comments):
+                if comment.id != comment_id:
+                    continue
+                if comment.author != self.login:
+                    raise EffectRefused("edit_comment: 403 not our comment", status=403)
+                comments[index] = replace(comment, body=body)
+                self.log.append(f"edit_comment:{comment_id}")
+                if drop:
+                    raise UncertainOutcome("edit_comment: response dropped (injected)")
+                return
+        raise EffectRefused("edit_comment: 404 Not Found", status=404)
+
+    async def check_runs(self, repo: str, sha: str) -> list[CheckRun]:
+        """The check runs set for the commit (see `set_check_runs`)."""
+        self._read("check_runs")
+        return list(self.checks.get((repo, sha), []))
+
+    def _read(self, method: str) -> None:
+        if self._fault(method) == "fail":
+            raise ForgeError(f"{method} failed (injected)")
+
+    def _add_review_comment(
+        self,
+        repo: str,
+        pr_number: int,
+        author: str,
+        body: str,
+        path: str,
+        line: int | None,
+        reply_to: int | None = None,
+        review_id: int | None = None,
+    ) -> ReviewComment:
+        comment = ReviewComment(
+            id=next(self._ids),
+            body=body,
+            author=author,
+            path=path,
+            line=line,
+            diff_hunk=f"@@ -{line or 1},1 +{line or 1},1 @@",
+            in_reply_to_id=reply_to,
+        )
+        self.review_threads[(repo, pr_number)].append(comment)
+        self.reviews.setdefault(next(self._ids) if review_id is None else review_id, []).append(
+            comment.id
+        )
+        return comment
+
+    def review_as(
+        self,
+        author: str,
+        repo: str,
+        pr_number: int,
+        comments: Sequence[tuple[str, int, str]] = (),
+    ) -> tuple[int, list[int]]:
+        """A review by someone else with line comments `(path, line, body)` (not a call of
+        ours: neither counted nor logged). Returns the review id and the comments' ids."""
+        review_id = next(self._ids)
+        self.reviews[review_id] = []
+        ids = [
+            self._add_review_comment(repo, pr_number, author, body, path, line, None, review_id).id
+            for path, line, body in comments
+        ]
+        return review_id, ids
+
+    def reply_as(self, author: str, repo: str, pr_number: int, comment_id: int, body: str) -> int:
+        """A reply by someone else in the thread of `comment_id` (not counted nor logged)."""
+        target = next(c for c in self.review_threads[(repo, pr_number)] if c.id == comment_id)
+        return self._add_review_comment(
+            repo, pr_number, author, body, target.path, target.line, comment_id
+        ).id
+
+    def set_check_runs(self, repo: str, sha: str, runs: Sequence[CheckRun]) -> None:
+        """What `check_runs(repo, sha)` answers from now on."""
+        self.checks[(repo, sha)] = list(runs)
 
     def post_as(self, author: str, repo: str, issue_number: int, body: str) -> int:
         """A comment written by someone else (not a call of ours: neither counted nor logged)."""

@@ -1,0 +1,202 @@
+"""The `rounds` table: revise and repair rounds after the pull request (DESIGN §4.6).
+
+A round is the next attempt of its phase (`phase_runs` keeps one row per task and
+phase, as for plan/deliver/compound), so it gets the same claim, lease, fence,
+session and effect ledger. What is particular to rounds lives here: the trigger that
+started each one (unique: one round per review, command comment or head commit), the
+input it works from, and the commit it pushed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agent_workflow.core.model import Phase, PhaseStatus, RoundTrigger
+from agent_workflow.core.ports import CheckRun, ReviewComment, Round, RoundOpened, RoundWork
+from agent_workflow.store.connections import Database
+from agent_workflow.store.schema import phase_runs, rounds, tasks
+from agent_workflow.store.sql import insert_ignore
+
+_FINAL = [PhaseStatus.COMPLETE.value, PhaseStatus.BLOCKED.value, PhaseStatus.FAILED.value]
+
+
+class Rounds:
+    """SQL for `rounds`; implements the core's `RoundStore`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def open(
+        self,
+        task_id: int,
+        phase: Phase,
+        work: RoundWork,
+        trigger_delivery: str,
+        max_rounds: int,
+        now: float,
+    ) -> RoundOpened:
+        """Record the round and make it the phase's next attempt, in one transaction."""
+        key = work.trigger.key
+        try:
+            async with self._db.begin() as conn:
+                mine = (rounds.c.task_id == task_id, rounds.c.phase == phase.value)
+                existing = select(rounds.c.id).where(*mine, rounds.c.trigger_key == key)
+                if (await conn.execute(existing)).first() is not None:
+                    return RoundOpened.DUPLICATE
+                count = (await conn.execute(select(func.count()).where(*mine))).scalar_one()
+                if count >= max_rounds:
+                    return RoundOpened.LIMIT
+                attempt = await self._advance(conn, task_id, phase, trigger_delivery, now)
+                if attempt is None:
+                    return RoundOpened.BUSY
+                await conn.execute(
+                    rounds.insert().values(
+                        task_id=task_id,
+                        phase=phase.value,
+                        trigger_key=key,
+                        attempt=attempt,
+                        number=count + 1,
+                        work=work_to_json(work),
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            # A concurrent open of the same trigger (or attempt) won: it is that round.
+            return RoundOpened.DUPLICATE
+        return RoundOpened.OPENED
+
+    async def _advance(
+        self, conn: Any, task_id: int, phase: Phase, trigger: str, now: float
+    ) -> int | None:
+        """The phase's next attempt, made pending; None while its current one is unsettled."""
+        c = phase_runs.c
+        current = (
+            await conn.execute(
+                select(c.id, c.attempt).where(c.task_id == task_id, c.phase == phase.value)
+            )
+        ).first()
+        if current is None:
+            inserted = await conn.execute(
+                insert_ignore(
+                    self._db.dialect,
+                    phase_runs,
+                    task_id=task_id,
+                    phase=phase.value,
+                    attempt=1,
+                    status=PhaseStatus.PENDING.value,
+                    fence=0,
+                    trigger_delivery=trigger,
+                    effects_done=False,
+                    created_at=now,
+                    updated_at=now,
+                ).returning(c.attempt)
+            )
+            attempt: int | None = inserted.scalar()
+            return attempt
+        # Conditional: a concurrent round of another trigger advancing it first wins.
+        advanced = await conn.execute(
+            update(phase_runs)
+            .where(
+                c.id == current.id,
+                c.attempt == current.attempt,
+                c.status.in_(_FINAL),
+                c.effects_done.is_(True),
+            )
+            .values(
+                status=PhaseStatus.PENDING.value,
+                attempt=c.attempt + 1,
+                failures=0,
+                trigger_delivery=trigger,
+                result_text=None,
+                blocked_reason=None,
+                artifacts=None,
+                lease_owner=None,
+                lease_until=None,
+                effects_done=False,
+                updated_at=now,
+                finished_at=None,
+            )
+            .returning(c.attempt)
+        )
+        advanced_to: int | None = advanced.scalar()
+        return advanced_to
+
+    async def find(self, task_id: int, phase: Phase, key: str) -> Round | None:
+        """The round started by the trigger `key`, if any."""
+        return await self._one(rounds.c.trigger_key == key, task_id=task_id, phase=phase)
+
+    async def get(self, task_id: int, phase: Phase, attempt: int) -> Round | None:
+        """The round run by this attempt of the phase."""
+        return await self._one(rounds.c.attempt == attempt, task_id=task_id, phase=phase)
+
+    async def pushed_by(self, task_id: int, phase: Phase, sha: str) -> Round | None:
+        """The round of the phase that pushed `sha`, if one did."""
+        return await self._one(rounds.c.pushed_sha == sha, task_id=task_id, phase=phase)
+
+    async def record_push(
+        self, task_id: int, phase: Phase, attempt: int, sha: str, now: float
+    ) -> None:
+        """The pull request's head is `sha`, pushed by this attempt: on the task, and on the
+        round when the phase is one (deliver has none)."""
+        async with self._db.begin() as conn:
+            await conn.execute(
+                update(tasks).where(tasks.c.id == task_id).values(head_sha=sha, updated_at=now)
+            )
+            if phase.is_round:
+                await conn.execute(
+                    update(rounds)
+                    .where(
+                        rounds.c.task_id == task_id,
+                        rounds.c.phase == phase.value,
+                        rounds.c.attempt == attempt,
+                    )
+                    .values(pushed_sha=sha)
+                )
+
+    async def all(self, task_id: int) -> list[Round]:
+        """Every round of the task, oldest first (status, checks)."""
+        stmt = select(rounds).where(rounds.c.task_id == task_id).order_by(rounds.c.id)
+        async with self._db.connect() as conn:
+            return [_round(r) for r in (await conn.execute(stmt)).mappings()]
+
+    async def _one(self, condition: Any, *, task_id: int, phase: Phase) -> Round | None:
+        stmt = select(rounds).where(
+            rounds.c.task_id == task_id, rounds.c.phase == phase.value, condition
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return _round(row) if row else None
+
+
+def work_to_json(work: RoundWork) -> dict[str, Any]:
+    """The `work` column's value."""
+    return dataclasses.asdict(work)
+
+
+def work_from_json(value: dict[str, Any]) -> RoundWork:
+    """The `RoundWork` stored by `work_to_json`."""
+    return RoundWork(
+        trigger=RoundTrigger(**value["trigger"]),
+        comments=tuple(ReviewComment(**c) for c in value.get("comments", ())),
+        checks=tuple(
+            CheckRun(**{**c, "annotations": tuple(c.get("annotations", ()))})
+            for c in value.get("checks", ())
+        ),
+        signature=value.get("signature", ""),
+    )
+
+
+def _round(row: Any) -> Round:
+    return Round(
+        id=row["id"],
+        task_id=row["task_id"],
+        phase=Phase(row["phase"]),
+        attempt=row["attempt"],
+        number=row["number"],
+        work=work_from_json(row["work"]),
+        pushed_sha=row["pushed_sha"],
+    )
