@@ -27,7 +27,7 @@ lint: $(BIN)/.installed
 
 check: lint test
 
-chaos: $(BIN)/.installed  ## a seeded chaos run (real processes, kills, faults); checks G1-G5
+chaos: $(BIN)/.installed  ## a seeded chaos run (real processes, kills, faults, review/check rounds); checks G1-G5, R1-R3
 	$(BIN)/python -m chaos --issues 8 --workers 2 --seed 1
 
 bench: $(BIN)/.installed  ## the benchmarks print figures (BENCHMARKS.md); none is a test

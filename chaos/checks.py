@@ -4,10 +4,17 @@ Nothing here trusts the system's own bookkeeping alone: comments are counted
 on GitHub by their hidden markers, pull requests by head branch, and the
 ledger is cross-checked against what GitHub shows (a `done` comment effect
 must name exactly the one comment carrying its marker).
+
+Rounds after the pull request (review and CI repair) have their own checks, named
+R1–R3: one round per trigger (review id, command comment id, head SHA) and one
+fresh agent run per round; one bot reply per review thread per round, in the thread
+it answers, each the one its ledger row names; at most the configured number of
+rounds per task and phase.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -19,7 +26,14 @@ from sqlalchemy import func, select
 
 from agent_workflow.core.effects import is_hint
 from agent_workflow.store import Store
-from agent_workflow.store.schema import agent_runs, deliveries, effects, phase_runs, tasks
+from agent_workflow.store.schema import (
+    agent_runs,
+    deliveries,
+    effects,
+    phase_runs,
+    rounds,
+    tasks,
+)
 from chaos.injector import KillRecord, StopRecord
 from chaos.world import BOT, MARKER_RE, REPO
 
@@ -29,7 +43,24 @@ EXPECTED_LABELS: Final = frozenset({"agent", "agent-planned", "agent-delivered",
 COMPLETIONS: Final = ("complete", "blocked")
 """`agent_runs.outcome` values that record a finished attempt (errors record `pending`)."""
 
+LABEL_BLOCKED: Final = "agent-blocked"
+ROUND_STOPS: Final = ("round-limit", "repeat-failure")
+"""Effect key endings of the one comment that says a round limit or loop breaker stopped
+the rounds: the issue then keeps `agent-blocked` (a round's attempts are not retries)."""
+
 _MARKER = re.compile(MARKER_RE)
+
+
+@dataclass(frozen=True)
+class RoundLimits:
+    """`AW_MAX_REVISE_ROUNDS` / `AW_MAX_REPAIR_ROUNDS` of the run (R3)."""
+
+    revise: int = 5
+    repair: int = 3
+
+    def of(self, phase: str) -> int:
+        """The limit of a round phase."""
+        return self.revise if phase == "revise" else self.repair
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,8 @@ class ForgeIssue:
     labels: tuple[str, ...]
     bot_comments: tuple[tuple[int, str], ...]
     head: str | None
+    bot_replies: tuple[tuple[int, int | None, str], ...] = ()
+    """A PR's review comments by the bot: (id, in_reply_to_id, body)."""
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> ForgeIssue:
@@ -63,12 +96,24 @@ class ForgeIssue:
         )
 
 
-def forge_issues(state: dict[str, Any]) -> dict[int, ForgeIssue]:
-    """Every issue and PR of the chaos repository, from `EmulatorAdmin.state()`."""
+def forge_issues(
+    state: dict[str, Any], review_comments: dict[int, list[dict[str, Any]]] | None = None
+) -> dict[int, ForgeIssue]:
+    """Every issue and PR of the chaos repository, from `EmulatorAdmin.state()`, with each
+    PR's bot review comments from `review_comments` (PR number → the admin API's list)."""
     repo = next((r for r in state["repos"] if r["full_name"] == REPO), None)
     if repo is None:
         return {}
-    return {int(i["number"]): ForgeIssue.from_view(i) for i in repo["issues"]}
+    found = {int(i["number"]): ForgeIssue.from_view(i) for i in repo["issues"]}
+    for number, comments in (review_comments or {}).items():
+        if number in found:
+            replies = tuple(
+                (int(c["id"]), c.get("in_reply_to_id"), str(c["body"]))
+                for c in comments
+                if c["author"] == BOT
+            )
+            found[number] = dataclasses.replace(found[number], bot_replies=replies)
+    return found
 
 
 @dataclass
@@ -81,6 +126,7 @@ class DbView:
     effects: list[Any]
     unrouted: list[Any]
     deliveries: int
+    rounds: list[Any] = field(default_factory=list)
 
     @classmethod
     async def load(cls, store: Store) -> DbView:
@@ -94,6 +140,7 @@ class DbView:
                 await conn.execute(select(deliveries).where(deliveries.c.routed_at.is_(None)))
             ).all()
             total = (await conn.execute(select(func.count()).select_from(deliveries))).scalar_one()
+            round_rows = (await conn.execute(select(rounds).order_by(rounds.c.id))).all()
         return cls(
             list(task_rows),
             list(run_rows),
@@ -101,6 +148,7 @@ class DbView:
             list(effect_rows),
             list(unrouted),
             int(total),
+            list(round_rows),
         )
 
 
@@ -125,8 +173,9 @@ def judge(
     forge: dict[int, ForgeIssue],
     kills: list[KillRecord],
     stops: list[StopRecord],
+    limits: RoundLimits | None = None,
 ) -> Verdict:
-    """Check G1–G5 over the final state of a run."""
+    """Check G1–G5, and R1–R3 for the rounds, over the final state of a run."""
     verdict = Verdict()
     driven = sorted(driven)
     _g1(verdict, driven, db)
@@ -134,7 +183,12 @@ def judge(
     _g3(verdict, db, forge)
     _g4(verdict, driven, db, forge)
     _g5(verdict, db, stops)
+    _r1_one_round_per_trigger(verdict, db)
+    _r2_one_reply_per_thread_per_round(verdict, db, forge)
+    _r3_bounded_rounds(verdict, db, limits or RoundLimits())
+    _one_progress_comment_per_attempt(verdict, db, forge)
     verdict.stats.update(_agent_stats(db))
+    verdict.stats.update(_round_stats(db, forge))
     verdict.stats["recovery_s"] = recovery_times(db, kills)
     return verdict
 
@@ -241,8 +295,24 @@ def _g4(verdict: Verdict, driven: list[int], db: DbView, forge: dict[int, ForgeI
             verdict.add("G4", f"#{issue} did not finish its lifecycle: {phases or 'no phases'}")
             continue
         labels = set(forge[issue].labels) if issue in forge else set()
-        if labels != EXPECTED_LABELS:
+        expected = set(EXPECTED_LABELS)
+        if _rounds_stopped(db, issue):
+            expected.add(LABEL_BLOCKED)
+        if labels != expected:
             verdict.add("G4", f"#{issue} ends with labels {sorted(labels)}")
+
+
+def _rounds_stopped(db: DbView, issue: int) -> bool:
+    """True when the rounds of the issue were stopped (limit, loop breaker) or one ended
+    blocked: then it keeps `agent-blocked` after the merge."""
+    prefix = f"{REPO}#{issue}/"
+    for row in db.effects:
+        phase, _, rest = row.key.removeprefix(prefix).partition("/")
+        if row.key.startswith(prefix) and phase in ("revise", "repair"):
+            name = rest.partition("/")[2].removesuffix("-label")
+            if name in ROUND_STOPS or name == "blocked":
+                return True
+    return False
 
 
 def _g5(verdict: Verdict, db: DbView, stops: list[StopRecord]) -> None:
@@ -269,6 +339,146 @@ def _g5(verdict: Verdict, db: DbView, stops: list[StopRecord]) -> None:
                         f"zombie {stop.owner} recorded '{row.outcome}' on phase run {held.run_id} "
                         f"under fence {held.fence} after it was taken over",
                     )
+
+
+def _round_runs(db: DbView) -> dict[tuple[int, str], Any]:
+    """The phase run of each (task, round phase)."""
+    return {(r.task_id, r.phase): r for r in db.runs if r.phase in ("revise", "repair")}
+
+
+def _r1_one_round_per_trigger(verdict: Verdict, db: DbView) -> None:
+    """R1: one round per trigger (review id, command comment id, head SHA) and per phase
+    attempt; each round ran its agent fresh exactly once (resumes reuse the session)."""
+    triggers = Counter((r.task_id, r.phase, r.trigger_key) for r in db.rounds)
+    for (task_id, phase, key), n in triggers.items():
+        if n > 1:
+            verdict.duplicates_found += n - 1
+            verdict.add("R1", f"task {task_id}: {n} {phase} rounds for trigger {key}")
+    attempts = Counter((r.task_id, r.phase, r.attempt) for r in db.rounds)
+    for (task_id, phase, attempt), n in attempts.items():
+        if n > 1:
+            verdict.add("R1", f"task {task_id}: {n} {phase} rounds share attempt {attempt}")
+    runs = _round_runs(db)
+    for r in db.rounds:
+        run = runs.get((r.task_id, r.phase))
+        if run is None:
+            verdict.add("R1", f"task {r.task_id}: {r.phase} round {r.number} has no phase run")
+            continue
+        fresh = [
+            a
+            for a in db.agent_runs
+            if a.phase_run_id == run.id and a.attempt == r.attempt and a.mode == "fresh"
+        ]
+        if len(fresh) != 1:
+            verdict.add(
+                "R1",
+                f"task {r.task_id}: {r.phase} round {r.number} ({r.trigger_key}, attempt "
+                f"{r.attempt}) had {len(fresh)} fresh agent runs",
+            )
+
+
+def _round_threads(work: dict[str, Any]) -> list[int]:
+    """The review threads a revise round answers (as the revise hook chooses them)."""
+    ids = [int(c["id"]) for c in work.get("comments", ()) if c.get("in_reply_to_id") is None]
+    trigger = work.get("trigger", {})
+    if not ids and trigger.get("comment_id") is not None and trigger.get("review_id") is not None:
+        ids.append(int(trigger["comment_id"]))
+    return ids
+
+
+def _r2_one_reply_per_thread_per_round(
+    verdict: Verdict, db: DbView, forge: dict[int, ForgeIssue]
+) -> None:
+    """R2: each review thread of a completed revise round has exactly one bot reply from
+    that round (by its marker), in that thread; no round replies twice; every bot reply
+    belongs to a round's thread; a `done` reply effect names the one reply with its marker."""
+    issue_of = {t.id: t.issue_number for t in db.tasks}
+    pr_of = {t.id: t.pr_number for t in db.tasks}
+    runs = _round_runs(db)
+    replies = _replies_by_key(verdict, forge)
+    expected: set[str] = set()
+    for r in db.rounds:
+        if r.phase != "revise":
+            continue
+        run = runs.get((r.task_id, r.phase))
+        completed = run is not None and any(
+            a.phase_run_id == run.id and a.attempt == r.attempt and a.outcome == "complete"
+            for a in db.agent_runs
+        )
+        prefix = f"{REPO}#{issue_of.get(r.task_id)}/revise/{r.attempt}/reply-"
+        for thread in _round_threads(r.work):
+            key = f"{prefix}{thread}"
+            expected.add(key)
+            found = replies.get(key, [])
+            wrong = [rid for rid, t in found if t != thread]
+            if wrong:
+                verdict.add("R2", f"reply {key} posted outside its thread: {wrong}")
+            if len(found) > 1 or (completed and not found):
+                verdict.duplicates_found += max(len(found) - 1, 0)
+                verdict.add(
+                    "R2",
+                    f"PR #{pr_of.get(r.task_id)}: revise round {r.number} has {len(found)} "
+                    f"replies in the thread of review comment {thread}",
+                )
+    for key in replies.keys() - expected:
+        verdict.add("R2", f"bot reply {key} answers no thread of any round")
+    for row in db.effects:
+        if row.kind == "reply" and row.status == "done":
+            ids = {str(rid) for rid, _ in replies.get(row.key, [])}
+            if row.external_id not in ids:
+                verdict.add(
+                    "R2", f"reply effect {row.key} recorded {row.external_id}, GitHub has {ids}"
+                )
+
+
+def _replies_by_key(
+    verdict: Verdict, forge: dict[int, ForgeIssue]
+) -> dict[str, list[tuple[int, int | None]]]:
+    """The bot's review-thread replies by effect key: [(reply id, thread it is in)]."""
+    replies: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
+    for issue in forge.values():
+        for reply_id, thread, body in issue.bot_replies:
+            found = _MARKER.search(body)
+            if found is None:
+                verdict.add("R2", f"PR #{issue.number}: bot reply {reply_id} has no effect marker")
+                continue
+            replies[found.group(1)].append((reply_id, thread))
+    return replies
+
+
+def _r3_bounded_rounds(verdict: Verdict, db: DbView, limits: RoundLimits) -> None:
+    """R3: at most the limit of rounds per task and phase, numbered 1..n."""
+    per_task: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for r in db.rounds:
+        per_task[(r.task_id, r.phase)].append(r.number)
+    for (task_id, phase), numbers in per_task.items():
+        if len(numbers) > limits.of(phase):
+            verdict.add(
+                "R3",
+                f"task {task_id}: {len(numbers)} {phase} rounds, limit {limits.of(phase)}",
+            )
+        if sorted(numbers) != list(range(1, len(numbers) + 1)):
+            verdict.add("R3", f"task {task_id}: {phase} rounds numbered {sorted(numbers)}")
+
+
+def _one_progress_comment_per_attempt(
+    verdict: Verdict, db: DbView, forge: dict[int, ForgeIssue]
+) -> None:
+    """Hook for issue 11's live progress: one progress comment per phase attempt (edited
+    in place, never re-posted). Checks nothing until progress comments exist; the G3
+    marker count already catches a re-posted one."""
+
+
+def _round_stats(db: DbView, forge: dict[int, ForgeIssue]) -> dict[str, Any]:
+    phases = Counter(r.phase for r in db.rounds)
+    return {
+        "revise_rounds": phases["revise"],
+        "repair_rounds": phases["repair"],
+        "review_replies": sum(len(i.bot_replies) for i in forge.values()),
+        "rounds_stopped": sorted(
+            row.key for row in db.effects if row.key.endswith(tuple(f"/{n}" for n in ROUND_STOPS))
+        ),
+    }
 
 
 def _agent_stats(db: DbView) -> dict[str, Any]:
@@ -316,6 +526,7 @@ def forge_changes(before: dict[int, ForgeIssue], after: dict[int, ForgeIssue]) -
         elif old != new:
             changes.append(
                 f"#{number}: comments {len(old.bot_comments)}→{len(new.bot_comments)}, "
+                f"replies {len(old.bot_replies)}→{len(new.bot_replies)}, "
                 f"labels {sorted(old.labels)}→{sorted(new.labels)}"
             )
     return changes

@@ -71,7 +71,8 @@ def chaos_command(
     timeline: Annotated[bool, typer.Option(help="Print the timeline of the run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Chaos run: real aw serve + workers on Redis and PostgreSQL under seeded faults; checks G1–G5."""
+    """Chaos run: real aw serve + workers on Redis and PostgreSQL under seeded faults, with
+    review and failing-check rounds on the pull requests; checks G1–G5 and R1–R3."""
     config = ChaosConfig(
         issues=issues,
         workers=workers,

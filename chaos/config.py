@@ -34,6 +34,20 @@ class ChaosConfig:
     """Issues whose deliver agent errors once per session and process (resumed after)."""
     noise_fraction: float = 0.3
     """Issues that also get an early `/approve` and an untrusted user's `/approve`."""
+    review_fraction: float = 0.5
+    """Issues whose PR gets a `changes_requested` review with two line comments (a revise
+    round) before it is merged."""
+    checks_fraction: float = 0.5
+    """Issues whose PR head gets failing checks (a repair round) before it is merged."""
+    more_rounds_fraction: float = 0.5
+    """Of the issues with rounds, those that get one more review or failing checks (on a
+    repair round's commit, possibly the same failure: the loop breaker)."""
+    over_limit_fraction: float = 0.2
+    """Of the issues with a review, those reviewed until past `max_revise_rounds`."""
+    max_revise_rounds: int = 2
+    """`AW_MAX_REVISE_ROUNDS` of the run (low, so the limit is reached)."""
+    max_repair_rounds: int = 2
+    """`AW_MAX_REPAIR_ROUNDS` of the run."""
 
     # -- the faults (budgets) -----------------------------------------------------------
     kills: int = 3
@@ -124,6 +138,8 @@ class ChaosConfig:
             "AW_CONCURRENCY": str(self.concurrency),
             "AW_SHUTDOWN_GRACE_S": str(self.shutdown_grace_s),
             "AW_GITHUB_MUTATION_INTERVAL_S": "0",
+            "AW_MAX_REVISE_ROUNDS": str(self.max_revise_rounds),
+            "AW_MAX_REPAIR_ROUNDS": str(self.max_repair_rounds),
             "AW_LOG_JSON": "1",
             **self.extra_env,
         }

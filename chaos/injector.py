@@ -45,6 +45,7 @@ MUTATION_ENDPOINTS: Final = (
     ("POST", r"/issues/\d+/labels$", 3),
     ("POST", r"/pulls$", 2),
     ("DELETE", r"/issues/\d+/labels/.+$", 1),
+    ("POST", r"/pulls/\d+/comments/\d+/replies$", 2),
 )
 FAULT_KINDS: Final = ("drop_after_apply", "error_502_before_apply", "secondary_rate_limit")
 

@@ -28,6 +28,10 @@ class IssueSummary:
     """Phase → "status (attempt N)"."""
     lifecycle_s: float | None
     """From the `agent` label to the summary comment being seen; None if it never finished."""
+    rounds: list[str] = field(default_factory=list)
+    """Rounds after the PR, oldest first: "revise 1 (review)", "repair 1 (checks)"."""
+    round_steps: list[str] = field(default_factory=list)
+    """What the users sent before merging: `review`, `checks:<failure case>`."""
 
 
 @dataclass
@@ -112,6 +116,10 @@ class ChaosReport:
             f"unacknowledged webhooks: {self.unacknowledged_webhooks} "
             f"(operator redeliveries: {self.operator_redeliveries}); "
             f"unexpected process exits: {len(self.unexpected_exits)}",
+            f"rounds: {self.stats.get('revise_rounds')} revise, "
+            f"{self.stats.get('repair_rounds')} repair; review replies: "
+            f"{self.stats.get('review_replies')}; stopped by a limit or the loop breaker: "
+            f"{len(self.stats.get('rounds_stopped', []))}",
             f"duplicates found: {self.duplicates_found}; lost tasks: {self.lost or 0}; "
             f"stuck: {len(self.stuck)}",
         ]
@@ -124,7 +132,7 @@ class ChaosReport:
             for v in self.violations:
                 console.print(f"  {v.guarantee}: {v.detail}")
         else:
-            console.print("[bold green]no violations: G1–G5 held[/bold green]")
+            console.print("[bold green]no violations: G1–G5 and R1–R3 held[/bold green]")
         console.print(
             f"logs: {self.workdir}"
             + (f"; database kept: {self.database_url}" if self.database_url else "")
@@ -132,7 +140,16 @@ class ChaosReport:
 
     def _render_issues(self, console: Console) -> None:
         table = Table(title="issues")
-        for col in ("issue", "steer", "bot comments", "PRs", "labels", "phases", "lifecycle s"):
+        for col in (
+            "issue",
+            "steer",
+            "bot comments",
+            "PRs",
+            "labels",
+            "phases",
+            "rounds",
+            "lifecycle s",
+        ):
             table.add_column(col)
         unusual = [i for i in self.issues if i.lifecycle_s is None or len(i.pull_requests) != 1]
         shown = self.issues[:ISSUE_ROWS_SHOWN] + [
@@ -146,6 +163,7 @@ class ChaosReport:
                 ", ".join(f"#{n}" for n in i.pull_requests),
                 ", ".join(i.labels),
                 ", ".join(f"{k}: {v}" for k, v in i.phases.items()),
+                ", ".join(i.rounds) or "-",
                 "-" if i.lifecycle_s is None else f"{i.lifecycle_s:.1f}",
             )
         if len(shown) < len(self.issues):

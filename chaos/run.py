@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -31,6 +32,7 @@ from agent_workflow.store.schema import deliveries, phase_runs
 from chaos.checks import (
     DbView,
     ForgeIssue,
+    RoundLimits,
     Violation,
     forge_changes,
     forge_issues,
@@ -41,9 +43,9 @@ from chaos.driver import Users
 from chaos.injector import Injector
 from chaos.report import ChaosReport, IssueSummary
 from chaos.system import SystemUnderTest, system_under_test
-from chaos.world import Timeline
+from chaos.world import REPO, Timeline
 from github_emulator import EmulatorServer
-from github_emulator.client import Counters
+from github_emulator.client import Counters, EmulatorAdmin
 
 SETTLE_POLL_S: Final = 0.5
 """How often settling looks whether everything is final and routed."""
@@ -101,14 +103,15 @@ async def _run(sut: SystemUnderTest, timeline: Timeline) -> ChaosReport:
 
     settled = await _settle(store, emu, config.settle_timeout_s)
     timeline.add("settled" if settled else "did not settle in time")
-    before = forge_issues(await emu.admin.state())
+    before = await forge_snapshot(emu.admin)
     await asyncio.sleep(config.effective_quiet_s)
     await emu.admin.wait_webhooks()
-    after = forge_issues(await emu.admin.state())
+    after = await forge_snapshot(emu.admin)
     timeline.add(f"quiet period of {config.effective_quiet_s:.1f} s over")
 
     db = await DbView.load(store)
-    verdict = judge(users.issues.keys(), db, after, injector.kills, injector.stops)
+    limits = RoundLimits(config.max_revise_rounds, config.max_repair_rounds)
+    verdict = judge(users.issues.keys(), db, after, injector.kills, injector.stops, limits)
     for change in forge_changes(before, after):
         verdict.violations.append(
             Violation("G5", f"GitHub changed during the quiet period: {change}")
@@ -149,6 +152,17 @@ async def _run(sut: SystemUnderTest, timeline: Timeline) -> ChaosReport:
         timeline=timeline.entries,
         workdir=str(workdir),
     )
+
+
+async def forge_snapshot(admin: EmulatorAdmin) -> dict[int, ForgeIssue]:
+    """The chaos repository's issues and PRs, with each PR's review comments and replies."""
+    state = await admin.state()
+    repo = next((r for r in state["repos"] if r["full_name"] == REPO), None)
+    pulls = [int(i["number"]) for i in (repo or {}).get("issues", []) if i.get("pull")]
+    review_comments = {
+        n: [dataclasses.asdict(c) for c in await admin.review_comments(REPO, n)] for n in pulls
+    }
+    return forge_issues(state, review_comments)
 
 
 async def _progress(
@@ -229,6 +243,11 @@ def _summaries(users: Users, db: DbView, forge: dict[int, ForgeIssue]) -> list[I
         phases.setdefault(task_issue[run.task_id], {})[run.phase] = (
             f"{run.status} (attempt {run.attempt})"
         )
+    rounds: dict[int, list[str]] = {}
+    for r in db.rounds:
+        rounds.setdefault(task_issue[r.task_id], []).append(
+            f"{r.phase} {r.number} ({r.trigger_key.partition(':')[0]})"
+        )
     pulls: dict[int, list[int]] = {}
     for issue in forge.values():
         if issue.head is not None and issue.head.startswith("agent/issue-"):
@@ -248,6 +267,8 @@ def _summaries(users: Users, db: DbView, forge: dict[int, ForgeIssue]) -> list[I
                 labels=sorted(view.labels) if view else [],
                 phases=phases.get(number, {}),
                 lifecycle_s=lifecycle,
+                rounds=rounds.get(number, []),
+                round_steps=list(state.rounds),
             )
         )
     return out

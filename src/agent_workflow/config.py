@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     # reviewer (or CI) are not converging. One comment says so, nothing more runs.
     max_revise_rounds: int = Field(default=5, ge=1)
     max_repair_rounds: int = Field(default=3, ge=1)
+    # A draft PR tells reviewers the agent may still change it and keeps CODEOWNERS from
+    # being pinged; off by default because most teams review what the agent opens at once.
+    pr_draft: bool = False
 
     # HTTP server.
     host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
@@ -185,6 +188,11 @@ class Settings(BaseSettings):
     lease_s: float = 30.0
     heartbeat_s: float = 10.0  # a third of the lease: two missed beats still keep it
     max_failures: int = 3  # errors in one attempt before the phase is `failed` (visibly)
+    # Live progress: the attempt's progress comment is edited at most once per this many
+    # seconds. 15 s shows a person watching the issue every step that matters, while one
+    # agent stays well inside GitHub's secondary limit on content-creating requests
+    # (80 a minute); each edit is one PATCH. 0 turns live progress off (no comment).
+    progress_interval_s: float = Field(default=15.0, ge=0)
     # Routing jobs at once per process (embedded queue and BullMQ worker alike); they
     # mostly wait on the database, GitHub and agents, which `max_agents` bounds anyway.
     concurrency: int = 4

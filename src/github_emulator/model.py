@@ -132,6 +132,7 @@ class PullInfo:
     head_ref: str
     head_sha: str
     base_ref: str
+    draft: bool = False
     merged_at: datetime | None = None
     merged_by: User | None = None
     merge_sha: str | None = None

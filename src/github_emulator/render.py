@@ -134,6 +134,7 @@ class Renderer:
             "node_id": f"PR_{issue.id}",
             "number": issue.number,
             "state": issue.state,
+            "draft": issue.pull.draft,
             "title": issue.title,
             "body": issue.body,
             "user": self.user(issue.user),

@@ -171,6 +171,9 @@ async def create_pull(call: Call) -> Response:
     """POST /repos/{owner}/{repo}/pulls"""
     repo, fields = call.repo(), await call.fields()
     text = {k: fields.get(k) for k in ("title", "head", "base", "body")}
+    draft = fields.get("draft", False)
+    if not isinstance(draft, bool):
+        raise ApiError(422, "Invalid request.\n\nFor 'properties/draft', is not a boolean.")
     issue, events = call.emu.state.create_pull(
         repo,
         title=str(text["title"] or ""),
@@ -178,6 +181,7 @@ async def create_pull(call: Call) -> Response:
         base=str(text["base"] or ""),
         body=str(text["body"] or ""),
         author=call.login,
+        draft=draft,
     )
     await call.emu.emit(events)
     return _json(call.emu.render.pull(repo, issue), 201)

@@ -233,7 +233,15 @@ class EmulatorState:
     # -- pull requests ----------------------------------------------------------
 
     def create_pull(
-        self, repo: Repo, *, title: str, head: str, base: str, body: str, author: str
+        self,
+        repo: Repo,
+        *,
+        title: str,
+        head: str,
+        base: str,
+        body: str,
+        author: str,
+        draft: bool = False,
     ) -> tuple[Issue, list[Event]]:
         """Open a PR; 422 when an open PR from `head` into `base` already exists."""
         if not title:
@@ -263,6 +271,7 @@ class EmulatorState:
                 head_owner=head_owner,
                 head_ref=head_ref,
                 head_sha=repo.refs.get(f"refs/heads/{head_ref}") or fake_sha(head, number),
+                draft=draft,
                 base_ref=base,
             ),
         )

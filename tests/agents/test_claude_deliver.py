@@ -110,8 +110,11 @@ async def test_deliver__a_new_attempt_continues_from_the_pushed_branch(
     branch = "agent/issue-7"
     assert await remote_file(request.clone_url, branch, "PARTIAL.md") == "half done\n"
     assert await remote_file(request.clone_url, branch, "DONE.md") == "done\n"
-    assert await remote_file(request.clone_url, branch, "NOTES.md") is None  # not rebased
-    assert len(await remote_log(request.clone_url, branch)) == 3
+    # The base moved and the branch was pushed: merged (never rebased, never forced).
+    assert await remote_file(request.clone_url, branch, "NOTES.md") == "later\n"
+    subjects = [line.split("|", 1)[1] for line in await remote_log(request.clone_url, branch)]
+    assert subjects[0].startswith("Merge")
+    assert len(subjects) == 5  # seed, partial, main's, the attempt's commit, the merge
 
 
 async def _push_branch(remote: str, branch: str, files: dict[str, str]) -> str:

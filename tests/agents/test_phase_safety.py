@@ -109,3 +109,31 @@ def test_compound_writes__a_symlinked_file_outside_is_left_alone(tmp_path: Path)
     (root / "CLAUDE.md").symlink_to("AGENTS.md")  # inside the worktree: fine
     assert compound.ensure_pointer(root)
     assert "docs/solutions/" in (root / "AGENTS.md").read_text()
+
+
+async def test_deliver__the_base_moved_into_a_conflict__blocked_naming_the_file(
+    workspace: Workspace, make_request: Callable[..., AgentRequest], remote: str, tmp_path: Path
+) -> None:
+    # While the agent works, someone pushes a conflicting change of README.md to main.
+    script = tmp_path / "conflicting.sh"
+    script.write_text(
+        "set -e\n"
+        'echo "ours" > README.md\n'
+        f"git clone --quiet {shlex.quote(remote)} {shlex.quote(str(tmp_path / 'other'))}\n"
+        f"cd {shlex.quote(str(tmp_path / 'other'))}\n"
+        'echo "theirs" > README.md\n'
+        "git -c user.name=o -c user.email=o@x commit --quiet -am theirs\n"
+        "git push --quiet origin HEAD:main\n"
+        "echo Done.\n"
+    )
+    # Unsandboxed: the stand-in reaches the test's remote itself (that is the base moving).
+    agent = CommandAgent(
+        workspace, CommandConfig(f"bash {shlex.quote(str(script))}", sandbox=False)
+    )
+
+    result = await agent.run(make_request(Phase.DELIVER))
+
+    assert result.outcome is Outcome.BLOCKED
+    assert result.reason.startswith("repository: the base branch moved")
+    assert "README.md" in result.reason
+    assert await remote_sha(remote, "agent/issue-7") is None  # nothing was pushed

@@ -7,7 +7,10 @@ restarted, one is frozen with SIGSTOP past its lease and BullMQ lock and then
 woken (a zombie), Redis is killed and restarted empty, GitHub drops responses
 after applying them, answers 502 before applying, and rate-limits, webhooks are
 redelivered (also two copies at once) and jobs are enqueued twice so two
-workers race. Then G1–G5 are checked from the database and the emulator.
+workers race. Before merging, pull requests get `changes_requested` reviews and
+failing checks (revise and repair rounds, whose webhooks are among those
+redelivered). Then G1–G5 and the rounds' R1–R3 are checked from the database and
+the emulator.
 """
 
 from __future__ import annotations
@@ -55,3 +58,7 @@ async def test_chaos__seeded_run_keeps_every_guarantee(tmp_path: Path) -> None:
     assert report.redis_restarts == 1
     assert report.duplicates_delivered >= 3
     assert sum(report.faults_fired.values()) >= 1
+    # Rounds ran (a review's replies, a repair) under the same faults.
+    assert report.stats["revise_rounds"] >= 1
+    assert report.stats["repair_rounds"] >= 1
+    assert report.stats["review_replies"] >= 2

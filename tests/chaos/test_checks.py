@@ -7,10 +7,11 @@ that violation; the first test shows a clean state passes.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
-from chaos.checks import DbView, ForgeIssue, forge_changes, judge
+from chaos.checks import DbView, ForgeIssue, RoundLimits, forge_changes, judge
 from chaos.injector import Held, KillRecord, StopRecord
 from chaos.world import REPO
 
@@ -226,4 +227,198 @@ def test_forge_changes__reports_a_comment_added_in_the_quiet_period() -> None:
     issue = before[1]
     after[1] = ForgeIssue(1, issue.labels, (*issue.bot_comments, (997, marker("late"))), None)
     assert forge_changes(before, before) == []
+    assert len(forge_changes(before, after)) == 1
+
+
+# -- rounds after the pull request (R1–R3) ------------------------------------------------
+
+REVIEW_THREADS = (5001, 5002)
+
+
+def round_world(**round_fields: Any) -> tuple[DbView, dict[int, ForgeIssue]]:
+    """The clean world plus one completed revise round (review 4001, two threads) with one
+    bot reply in each thread on PR #2, and its phase run and fresh agent run."""
+    db, forge = clean_world()
+    db.runs.append(
+        SimpleNamespace(
+            id=200,
+            task_id=10,
+            phase="revise",
+            status="complete",
+            attempt=1,
+            fence=1,
+            effects_done=True,
+            lease_owner=None,
+        )
+    )
+    db.agent_runs.append(
+        SimpleNamespace(
+            phase_run_id=200,
+            attempt=1,
+            fence=1,
+            mode="fresh",
+            session_id="s-revise",
+            outcome="complete",
+            owner="w1",
+            started_at=1010.0,
+            restarted=False,
+        )
+    )
+    work = {
+        "trigger": {"key": "review:4001", "review_id": 4001},
+        "comments": [{"id": t, "in_reply_to_id": None} for t in REVIEW_THREADS],
+    }
+    db.rounds.append(
+        SimpleNamespace(
+            **{
+                "id": 1,
+                "task_id": 10,
+                "phase": "revise",
+                "trigger_key": "review:4001",
+                "attempt": 1,
+                "number": 1,
+                "work": work,
+                **round_fields,
+            }
+        )
+    )
+    replies = []
+    for n, thread in enumerate(REVIEW_THREADS):
+        key = f"{REPO}#1/revise/1/reply-{thread}"
+        db.effects.append(
+            SimpleNamespace(key=key, kind="reply", status="done", external_id=str(6000 + n))
+        )
+        replies.append((6000 + n, thread, marker(key)))
+    forge[2] = dataclasses.replace(forge[2], bot_replies=tuple(replies))
+    return db, forge
+
+
+def test_judge__clean_round_has_no_violations() -> None:
+    db, forge = round_world()
+    verdict = judge([1], db, forge, [], [])
+    assert verdict.violations == []
+    assert verdict.stats["revise_rounds"] == 1
+    assert verdict.stats["review_replies"] == 2
+
+
+def test_judge__two_rounds_for_one_review_break_r1() -> None:
+    db, forge = round_world()
+    second = SimpleNamespace(**{**vars(db.rounds[0]), "id": 2, "attempt": 2, "number": 2})
+    db.rounds.append(second)
+    db.agent_runs.append(
+        SimpleNamespace(**{**vars(db.agent_runs[-1]), "attempt": 2, "session_id": "s-2"})
+    )
+    verdict = judge([1], db, forge, [], [])
+    assert "R1" in {v.guarantee for v in verdict.violations}
+    assert verdict.duplicates_found == 1
+
+
+def test_judge__two_rounds_for_one_head_sha_break_r1() -> None:
+    db, forge = clean_world()
+    db.runs.append(SimpleNamespace(**{**vars(db.runs[0]), "id": 300, "phase": "repair"}))
+    for attempt in (1, 2):
+        db.rounds.append(
+            SimpleNamespace(
+                id=attempt,
+                task_id=10,
+                phase="repair",
+                trigger_key=f"checks:{'a' * 40}",
+                attempt=attempt,
+                number=attempt,
+                work={"trigger": {"key": f"checks:{'a' * 40}"}},
+            )
+        )
+        db.agent_runs.append(
+            SimpleNamespace(**{**vars(db.agent_runs[0]), "phase_run_id": 300, "attempt": attempt})
+        )
+    assert guarantees(db, forge) == ["R1"]
+
+
+def test_judge__round_whose_agent_ran_fresh_twice_breaks_r1() -> None:
+    db, forge = round_world()
+    db.agent_runs.append(
+        SimpleNamespace(**{**vars(db.agent_runs[-1]), "fence": 2, "outcome": None, "owner": "w2"})
+    )
+    # G2 sees the phase run's second fresh start; R1 names the round it belongs to.
+    assert sorted(guarantees(db, forge)) == ["G2", "R1"]
+
+
+def test_judge__second_reply_in_a_thread_breaks_r2() -> None:
+    db, forge = round_world()
+    first = forge[2].bot_replies[0]
+    forge[2] = dataclasses.replace(
+        forge[2], bot_replies=(*forge[2].bot_replies, (6999, first[1], first[2]))
+    )
+    verdict = judge([1], db, forge, [], [])
+    assert [v.guarantee for v in verdict.violations] == ["R2"]
+    assert verdict.duplicates_found == 1
+
+
+def test_judge__completed_round_without_a_reply_breaks_r2() -> None:
+    db, forge = round_world()
+    forge[2] = dataclasses.replace(forge[2], bot_replies=forge[2].bot_replies[:1])
+    db.effects = [e for e in db.effects if not e.key.endswith(f"reply-{REVIEW_THREADS[1]}")]
+    assert guarantees(db, forge) == ["R2"]
+
+
+def test_judge__reply_in_the_wrong_thread_breaks_r2() -> None:
+    db, forge = round_world()
+    replies = list(forge[2].bot_replies)
+    reply_id, _, body = replies[0]
+    replies[0] = (reply_id, REVIEW_THREADS[1], body)
+    forge[2] = dataclasses.replace(forge[2], bot_replies=tuple(replies))
+    assert guarantees(db, forge) == ["R2"]
+
+
+def test_judge__reply_effect_naming_another_reply_breaks_r2() -> None:
+    db, forge = round_world()
+    db.effects[-1] = SimpleNamespace(**{**vars(db.effects[-1]), "external_id": "7777"})
+    assert guarantees(db, forge) == ["R2"]
+
+
+def test_judge__rounds_past_the_limit_break_r3() -> None:
+    db, forge = round_world()
+    for n in (2, 3):
+        key = f"review:{4000 + n}"
+        db.rounds.append(
+            SimpleNamespace(
+                **{
+                    **vars(db.rounds[0]),
+                    "id": n,
+                    "trigger_key": key,
+                    "attempt": n,
+                    "number": n,
+                    "work": {"trigger": {"key": key}, "comments": []},
+                }
+            )
+        )
+        db.agent_runs.append(
+            SimpleNamespace(**{**vars(db.agent_runs[-1]), "attempt": n, "session_id": f"s{n}"})
+        )
+    assert guarantees(db, forge) == []  # the default limit (5) allows three
+    verdict = judge([1], db, forge, [], [], RoundLimits(revise=2, repair=3))
+    assert [v.guarantee for v in verdict.violations] == ["R3"]
+
+
+def test_judge__a_stopped_round_explains_agent_blocked_after_the_merge() -> None:
+    db, forge = round_world()
+    forge[1] = dataclasses.replace(forge[1], labels=(*LABELS, "agent-blocked"))
+    assert guarantees(db, forge) == ["G4"]
+    db.effects.append(
+        SimpleNamespace(
+            key=f"{REPO}#1/revise/0/round-limit-label",
+            kind="add_labels",
+            status="done",
+            external_id=None,
+        )
+    )
+    assert guarantees(db, forge) == []
+
+
+def test_forge_changes__reports_a_reply_added_in_the_quiet_period() -> None:
+    _, before = round_world()
+    after = dict(before)
+    after[2] = dataclasses.replace(
+        before[2], bot_replies=(*before[2].bot_replies, (6100, 5001, marker("late")))
+    )
     assert len(forge_changes(before, after)) == 1

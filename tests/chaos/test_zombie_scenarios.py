@@ -83,6 +83,9 @@ async def test_zombie__woken_inside_a_rate_limit_wait_posts_no_second_comment(
         agent_jitter_s=0.0,
         pg_admin_url=os.environ.get("AW_TEST_POSTGRES_URL", DEFAULT_PG_ADMIN_URL),
         workdir=tmp_path,
+        # The one-shot rate limit must meet the plan comment, not the progress comment
+        # posted before it (live progress has its own zombie test, tests/core).
+        extra_env={"AW_PROGRESS_INTERVAL_S": "0"},
     )
     async with system_under_test(config) as sut:
         admin = sut.emu.admin

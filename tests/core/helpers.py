@@ -47,8 +47,14 @@ def make_core(
     agent: ScriptedAgent | None = None,
     owner: str = "worker-a",
     round_limits: RoundLimits = ROUND_LIMITS,
+    progress_interval_s: float | None = None,
+    pr_draft: bool = False,
 ) -> Core:
-    """A core over `forge` (the memory twin by default) with a fake clock and no backoff."""
+    """A core over `forge` (the memory twin by default) with a fake clock and no backoff.
+
+    Live progress is off unless `progress_interval_s` is given: the scenarios here count
+    each phase's own GitHub calls and comments exactly; `test_progress.py` counts the
+    progress comment's calls beside them."""
     return build_core(
         store,
         forge or MemoryForge(),
@@ -59,6 +65,8 @@ def make_core(
             heartbeat_s=LEASE_S / 3,
             max_failures=3,
             task_budget_usd=None,
+            progress_interval_s=progress_interval_s,
+            pr_draft=pr_draft,
         ),
         clock=clock,
         own_login=BOT,

@@ -73,9 +73,11 @@ class FaultyForge(MemoryForge):
         await self._maybe_die("remove_label", super().remove_label(repo, issue_number, label))
 
     async def open_pull_request(
-        self, repo: str, *, head: str, base: str, title: str, body: str
+        self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
-        pull = super().open_pull_request(repo, head=head, base=base, title=title, body=body)
+        pull = super().open_pull_request(
+            repo, head=head, base=base, title=title, body=body, draft=draft
+        )
         return await self._maybe_die("open_pull_request", pull)
 
     async def _maybe_die(self, method: str, call: Coroutine[Any, Any, T]) -> T:

@@ -241,3 +241,16 @@ async def test_rounds__bounded_with_one_comment_past_the_limit(
     assert (await _rounds(store), _runs(agent, Phase.REVISE)) == (1, 1)
     limits = [b for b in await _pr_bodies(world, task) if "the most allowed" in b]
     assert len(limits) == 1
+
+
+async def test_pr_draft__the_delivered_pull_request_opens_as_a_draft(
+    store: Store, clock: FakeClock, world: World
+) -> None:
+    for draft in (True, False):
+        core = make_core(store, clock, forge=world.forge, agent=ScriptedAgent(), pr_draft=draft)
+        issue = world.issue if draft else await world.new_issue()
+        await core.router.route(event(Intent.START_PLAN, issue))
+        await core.router.route(event(Intent.APPROVE, issue))
+        pull = await world.forge.find_pull_request(REPO, f"agent/issue-{issue}")
+        assert pull is not None
+        assert pull.draft is draft

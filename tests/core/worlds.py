@@ -51,6 +51,7 @@ ENDPOINTS = {
     "reply_to_review_comment": (
         "POST /repos/{owner}/{repo}/pulls/{pull_number}/comments/{comment_id}/replies"
     ),
+    "edit_comment": "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
     "check_runs": "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
     "check_run_annotations": "GET /repos/{owner}/{repo}/check-runs/{check_run_id}/annotations",
 }
@@ -66,6 +67,7 @@ FAULT_PATHS = {
     "permission": ("GET", r"/collaborators/[^/]+/permission$"),
     "reply_to_review_comment": ("POST", r"/pulls/\d+/comments/\d+/replies$"),
     "list_review_comments": ("GET", r"/pulls/\d+/comments$"),
+    "edit_comment": ("PATCH", r"/issues/comments/\d+$"),
 }
 #: Our fault names, and what they are called on each side.
 _EMULATOR_KINDS = {

@@ -68,6 +68,7 @@ LESSONS_SUMMARY = "Geometry helpers get a module each."
 PLAN_PROMPT = "You are planning the work"
 DELIVER_PROMPT = "You are implementing issue"
 COMPOUND_PROMPT = "has been merged."
+REVISE_PROMPT = "You are revising pull request"
 
 
 @dataclass
@@ -136,6 +137,8 @@ def make_core(
         heartbeat_s=lease_s / 3,
         max_failures=3,
         task_budget_usd=task_budget_usd,
+        progress_interval_s=None,  # these scenarios count the phases' own comments
+        pr_draft=False,
     )
     return build_core(
         store,
@@ -159,15 +162,23 @@ def _phase_rule(prompt: str) -> Callable[[Conversation], bool]:
 
 
 def lifecycle_script(
-    world: World, *, deliver: Responder | None = None, plan: Reply | Responder | None = None
+    world: World,
+    *,
+    deliver: Responder | None = None,
+    plan: Reply | Responder | None = None,
+    revise: Responder | None = None,
 ) -> Script:
-    """Plan (read, then the plan), deliver (write a file, summarise), compound (write the lesson).
+    """Plan (read, then the plan), deliver (write a file, summarise), compound (write the lesson),
+    and `revise` for review rounds when given.
 
-    Rules are checked compound → deliver → plan, since later prompts quote earlier results.
+    Rules are checked (revise →) compound → deliver → plan, since later prompts quote
+    earlier results.
     """
+    script = Script()
+    if revise is not None:
+        script.on(_phase_rule(REVISE_PROMPT), revise)
     return (
-        Script()
-        .on(
+        script.on(
             _phase_rule(COMPOUND_PROMPT),
             steps(
                 call("Write", {"file_path": world.solution_path, "content": LESSON}),

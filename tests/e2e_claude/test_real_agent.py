@@ -467,7 +467,7 @@ async def test_budget__turn_limit_blocks_with_one_comment_naming_it(
     assert len(comments) == 1, comments
     assert "agent-blocked" in comments[0].body
     # The comment names the class and the run; the raw reason stays in the database.
-    assert "the agent reported it is blocked" in comments[0].body
+    assert "Reason: turn limit 2 reached." in comments[0].body  # a limit is named
     assert f"run-{run.id}.{run.attempt}" in comments[0].body
     assert await world.emu.admin.labels(REPO, world.issue) == [LABEL_BLOCKED]
     session = expected_session(task.id, Phase.PLAN)

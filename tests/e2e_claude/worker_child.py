@@ -17,7 +17,7 @@ import json
 import sys
 
 from agent_workflow.config import load_settings
-from agent_workflow.core.model import Event, Intent
+from agent_workflow.core.model import Event, Intent, RoundTrigger
 from agent_workflow.service.runtime import open_runtime
 
 
@@ -25,6 +25,8 @@ async def main(raw: str) -> None:
     """Route the event described by `raw` once, with a runtime built from the environment."""
     fields = json.loads(raw)
     fields["intent"] = Intent(fields["intent"])
+    if fields.get("round") is not None:  # a revise/repair event: what started the round
+        fields["round"] = RoundTrigger(**fields["round"])
     event = Event(**fields)
     async with open_runtime(load_settings()) as runtime:
         routed = await runtime.core.router.route(event)

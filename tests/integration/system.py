@@ -90,7 +90,9 @@ async def running_system(
             host="127.0.0.1",
             port=port,
             owner="integration-worker",
-            **settings,
+            # Live progress off unless a test asks: these scenarios count each phase's own
+            # REST calls and comments exactly (tests/core/test_progress.py counts progress).
+            **{"progress_interval_s": 0, **settings},
         )
         async with github_forge(emu) as forge:
             agent = agent or ScriptedAgent()

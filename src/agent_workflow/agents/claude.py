@@ -224,6 +224,7 @@ class ClaudeAgent:
         prior_usd: float,
     ) -> RunLog:
         log = RunLog(work.request.session_id)
+        log.progress.cwd = str(work.cwd)  # paths in the progress comment are relative to it
         # A resumed CLI counts the session's earlier cost against --max-budget-usd;
         # the budget is for this run, so lift the limit by what was spent before.
         cli_budget = dataclasses.replace(

@@ -36,6 +36,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
 
 from agent_workflow.agents.claude_result import RunLog
+from agent_workflow.core.progress import report_progress
 
 # A CLI orphaned by a SIGKILLed worker would go on answering (and spending) beside the
 # takeover's resume of the same session (G2). On Linux, `setpriv --pdeathsig` has the
@@ -90,6 +91,8 @@ class _StoppableTransport(SubprocessCLITransport):
 
 
 def _collect(log: RunLog, message: Message) -> None:
+    if log.progress.see(message):
+        report_progress(log.progress.progress())
     if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
         text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
         if text.strip():

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from claude_agent_sdk import ResultMessage
 
 from agent_workflow.agents.blocked import blocked_reason
+from agent_workflow.agents.claude_progress import StreamProgress
 from agent_workflow.core.ports import AgentResult, Outcome
 
 # Lines of the CLI's stderr kept to explain a failure.
@@ -44,6 +45,7 @@ class RunLog:
     last_text: str = ""  # text of the last assistant message that had any
     error: str = ""  # the SDK error, when the run failed without a result
     stderr: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL))
+    progress: StreamProgress = field(default_factory=StreamProgress)  # live progress so far
 
     def failure(self) -> str:
         """A one-paragraph explanation of a failure, from whatever is known."""

@@ -35,6 +35,9 @@ from claude_agent_sdk.types import HookEvent, PermissionMode
 READ_TOOLS: tuple[str, ...] = ("Read", "Grep", "Glob")
 EDIT_TOOLS: tuple[str, ...] = ("Write", "Edit", "NotebookEdit")
 SHELL_TOOL = "Bash"
+# The agent's own checklist: it only keeps a list in the CLI's state, and that list is
+# what the live progress comment shows (`claude_progress`). Every phase may use it.
+TODO_TOOL = "TodoWrite"
 
 # The Bash input asking to run the command outside the sandbox: always refused.
 UNSANDBOXED_KEY = "dangerouslyDisableSandbox"
@@ -56,8 +59,8 @@ class ToolPolicy:
 def policy_for(read_only: bool, allow_shell: bool) -> ToolPolicy:
     """The policy for a read-only phase (plan) or an editing one (deliver, compound)."""
     if read_only:
-        return ToolPolicy(READ_TOOLS, "dontAsk", read_only=True, allow_shell=False)
-    tools = READ_TOOLS + EDIT_TOOLS + ((SHELL_TOOL,) if allow_shell else ())
+        return ToolPolicy((*READ_TOOLS, TODO_TOOL), "dontAsk", read_only=True, allow_shell=False)
+    tools = READ_TOOLS + (TODO_TOOL,) + EDIT_TOOLS + ((SHELL_TOOL,) if allow_shell else ())
     return ToolPolicy(tools, "acceptEdits", read_only=False, allow_shell=allow_shell)
 
 

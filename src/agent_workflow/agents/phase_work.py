@@ -53,6 +53,7 @@ import structlog
 
 from agent_workflow.agents import compound, prompts, round_input
 from agent_workflow.core.errors import LeaseLost
+from agent_workflow.core.hooks import REPOSITORY_PREFIX
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
@@ -197,6 +198,10 @@ async def _commit_and_push(
     """Commit leftovers and push; None when the branch has nothing beyond the base (or,
     `since_remote`, nothing beyond the remote branch as last fetched)."""
     await workspace.commit_all(worktree, _commit_message(request, result))
+    if request.phase is not Phase.COMPOUND:
+        caught = await workspace.catch_up(worktree)
+        if caught.conflicts:
+            raise BaseConflict(caught.conflicts)
     if since_remote:
         clone = workspace.clone_path(worktree.repo)
         remote = await workspace.remote_sha(clone, worktree.branch or request.branch)
@@ -209,8 +214,26 @@ async def _commit_and_push(
     return {"branch": worktree.branch or "", "head_sha": head, "base_branch": worktree.base_branch}
 
 
+class BaseConflict(Exception):
+    """The base branch moved and the branch conflicts with it (nothing was changed)."""
+
+    def __init__(self, paths: tuple[str, ...]) -> None:
+        self.paths = paths
+        super().__init__(", ".join(paths))
+
+
 def _blocked(result: AgentResult, reason: str) -> AgentResult:
     return dataclasses.replace(result, outcome=Outcome.BLOCKED, reason=reason)
+
+
+def _refused_push(result: AgentResult, exc: WorkflowChangesRefused | BaseConflict) -> AgentResult:
+    """BLOCKED, naming the repository's files (a reason the blocked comment publishes)."""
+    files = ", ".join(exc.paths[:20]) + (" …" if len(exc.paths) > 20 else "")
+    if isinstance(exc, BaseConflict):
+        why = f"the base branch moved and conflicts with this branch in {files}"
+    else:
+        why = f"changes under .github/workflows/ are not pushed (AW_ALLOW_WORKFLOW_CHANGES is off): {files}"
+    return _blocked(result, REPOSITORY_PREFIX + why)
 
 
 async def _finish_deliver(
@@ -218,8 +241,8 @@ async def _finish_deliver(
 ) -> AgentResult:
     try:
         pushed = await _commit_and_push(workspace, worktree, request, result)
-    except WorkflowChangesRefused as exc:
-        return _blocked(result, str(exc))
+    except (WorkflowChangesRefused, BaseConflict) as exc:
+        return _refused_push(result, exc)
     if pushed is None:
         if result.outcome is Outcome.SUCCESS:
             reason = "the agent finished without changing anything"
@@ -236,8 +259,8 @@ async def _finish_round(
     try:
         # Only new commits on the pushed branch: a fast-forward push, never forced.
         pushed = await _commit_and_push(workspace, worktree, request, result, since_remote=True)
-    except WorkflowChangesRefused as exc:
-        return _blocked(result, str(exc))
+    except (WorkflowChangesRefused, BaseConflict) as exc:
+        return _refused_push(result, exc)
     if pushed is None:
         if result.outcome is Outcome.SUCCESS and request.phase is Phase.REPAIR:
             return _blocked(result, "the agent changed nothing, so the checks would fail again")
@@ -262,7 +285,9 @@ async def _finish_compound(
             notes = [wanted]
         await asyncio.to_thread(compound.ensure_pointer, worktree.path)
         pushed = await _commit_and_push(workspace, worktree, request, result)
-    except (compound.UnsafePath, WorkflowChangesRefused) as exc:
+    except WorkflowChangesRefused as exc:
+        return _refused_push(result, exc)
+    except compound.UnsafePath as exc:
         return _blocked(result, str(exc))
     if pushed is None:  # everything was already on the base branch
         return result

@@ -78,6 +78,7 @@ class Effect:
     base: str = ""
     title: str = ""
     reply_to: int = 0  # REPLY: the review comment whose thread it answers
+    draft: bool = False  # OPEN_PR: open it as a draft
 
     def fingerprint(self) -> str:
         """A digest of what the request acts on, stored so a changed target under an old key

@@ -13,6 +13,7 @@ stays in `phase_runs.blocked_reason` and the logs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,12 @@ LABEL_DONE = "agent-done"
 LABEL_BLOCKED = "agent-blocked"
 #: How the runner's stored reason starts when GitHub refused one of the phase's effects.
 REFUSED_PREFIX = "github refused"
+#: How a reason that names only repository paths starts (it is published as it is).
+REPOSITORY_PREFIX = "repository: "
+_PUBLIC_REASON = re.compile(
+    r"(turn limit \d+ reached|budget \$[\d.]+ exhausted|task budget of \$[\d.]+ reached"
+    r"|task budget exhausted|sandbox unavailable|" + re.escape(REPOSITORY_PREFIX) + ")"
+)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class HookContext:
     # The pull request's head is now this commit, pushed by this run (idempotent).
     record_push: Callable[[str], Awaitable[None]] | None = None
     round: Round | None = None  # the round a revise/repair run worked on
+    pr_draft: bool = False  # the deliver PR opens as a draft (`AW_PR_DRAFT`)
     _rows: dict[str, EffectRow] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
@@ -107,7 +115,9 @@ class HookContext:
             labels=(label,),
         )
 
-    def open_pr(self, name: str, *, head: str, title: str, body: str) -> Effect:
+    def open_pr(
+        self, name: str, *, head: str, title: str, body: str, draft: bool = False
+    ) -> Effect:
         """Opening (or adopting) the pull request for `head`."""
         return Effect(
             self.key(name),
@@ -118,6 +128,7 @@ class HookContext:
             head=head,
             base=self.task.default_branch,
             title=title,
+            draft=draft,
         )
 
     def unblock(self) -> list[Effect]:
@@ -174,6 +185,7 @@ async def on_deliver_complete(ctx: HookContext) -> None:
         head=head,
         title=_pr_title(task),
         body=f"Closes #{task.issue_number}\n\n{summary}",
+        draft=ctx.pr_draft,
     )
     rest = [ctx.add_label("delivered-label", LABEL_DELIVERED), *ctx.unblock()]
     await ctx.pushed()  # failing checks on this commit start a repair round
@@ -278,10 +290,17 @@ def correlation_id(run: PhaseRun) -> str:
 
 
 def reason_class(run: PhaseRun) -> str:
-    """The public class of why a run is blocked or failed (never the raw reason)."""
-    reason = (run.blocked_reason or "").lower()
+    """The public class of why a run is blocked or failed (never the raw reason).
+
+    Reasons we write ourselves about limits and about the repository (a turn or budget
+    limit, workflow files, files conflicting with the base) name no internal detail and
+    are what a person needs to act: those are published, neutralised."""
+    raw = (run.blocked_reason or "").strip().splitlines()
+    reason = raw[0].lower() if raw else ""
     if reason.startswith(REFUSED_PREFIX):
         return "GitHub refused an update"
+    if _PUBLIC_REASON.match(reason):
+        return cap_title(neutralise(raw[0]))
     if "budget exhausted" in reason:
         return "budget exhausted"
     if run.status is PhaseStatus.FAILED:
@@ -312,6 +331,28 @@ async def on_phase_blocked(ctx: HookContext) -> None:
             f"{reason}\n\nComment `/retry` to start a new attempt.",
         )
     await ctx.perform_all(comment, ctx.add_label("blocked-label", LABEL_BLOCKED))
+
+
+def progress_ending(run: PhaseRun, round_: Round | None, pr_number: int | None) -> str:
+    """The last progress edit's line: how the attempt ended, and where its result is."""
+    if run.status is not PhaseStatus.COMPLETE:
+        verb = "Failed" if run.status is PhaseStatus.FAILED else "Blocked"
+        return f"⛔ {verb}: {reason_class(run)}. See the comment below."
+    sha = run.artifacts.get("head_sha", "")
+    pushed = f" Pushed {sha[:7]}." if sha else ""
+    match run.phase:
+        case Phase.PLAN:
+            return "✅ Done: the plan is in the comment below."
+        case Phase.DELIVER:
+            opened = f"opened pull request #{pr_number}" if pr_number else "delivered"
+            return f"✅ Done: {opened}."
+        case Phase.COMPOUND:
+            return "✅ Done: the lessons are in the comment below."
+        case Phase.REVISE | Phase.REPAIR:
+            number = round_.number if round_ is not None else run.attempt
+            return f"✅ Done: round {number}, summary below.{pushed}"
+        case phase:  # pragma: no cover - a new phase without an ending is a loud bug
+            raise AssertionError(f"no progress ending for {phase}")
 
 
 async def run_hooks(ctx: HookContext) -> None:

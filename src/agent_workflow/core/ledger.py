@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -113,6 +113,21 @@ class Ledger:
             await self._effects.mark_refused(effect.key, scope.guard, self._clock())
             raise
 
+    async def posted(self, key: str) -> str | None:
+        """The external id of effect `key` when it is `done` (a database read), else None."""
+        row = await self._effects.find(key)
+        return row.external_id if row is not None and row.status is EffectStatus.DONE else None
+
+    async def edit(self, effect: Effect, comment_id: str, body: str) -> None:
+        """Replace the text of the comment `effect` posted as `comment_id`; its marker stays.
+
+        Not an effect: nothing is recorded, and an edit that is lost is superseded by the
+        next. Fenced like every mutation: a worker past its lease never sends it (G5).
+        """
+        assert_lease_held()
+        marked = self._body(replace(effect, body=body))
+        await self._forge.edit_comment(effect.repo, int(comment_id), marked)
+
     async def _perform(self, effect: Effect, scope: Scope, *, uncertain: bool) -> str | None:
         """Steps 3–4: reconcile an uncertain effect, else send it (a few rounds)."""
         for round_ in range(1, UNCERTAIN_ROUNDS + 1):
@@ -162,6 +177,7 @@ class Ledger:
                     base=effect.base,
                     title=cap_title(effect.title),
                     body=self._body(effect),
+                    draft=effect.draft,
                 )
                 if not self._ours(pr.author):  # the forge adopted someone else's PR (422)
                     raise EffectRefused(

@@ -51,6 +51,7 @@ class PullRequest:
     merged: bool = False
     url: str = ""
     author: str = ""  # the login that opened it; the ledger adopts only its own
+    draft: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,9 @@ class Forge(Protocol):
         ...
 
     async def open_pull_request(
-        self, repo: str, *, head: str, base: str, title: str, body: str
+        self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
-        """Open a PR; if one already exists for `head`, adopt and return it."""
+        """Open a PR (a draft if asked); if one already exists for `head`, adopt it."""
         ...
 
     async def find_pull_request(self, repo: str, head: str) -> PullRequest | None:
@@ -395,6 +396,10 @@ class EffectStore(Protocol):
 
     async def mark_refused(self, key: str, guard: Guard | None, now: float) -> None:
         """Record the effect refused by the forge (terminal). `LeaseLost` if stale."""
+        ...
+
+    async def find(self, key: str) -> EffectRow | None:
+        """The effect's row, or None when it was never begun (a read, never an insert)."""
         ...
 
 

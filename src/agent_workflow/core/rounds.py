@@ -126,6 +126,11 @@ class RoundRouter:
         existing = await self._store.rounds.find(task.id, phase, trigger.key)
         if existing is not None:
             return await self._drive(task, existing)
+        current = await self._store.phases.get(task.id, phase)
+        if current is not None and not (current.status.is_final and current.effects_done):
+            # Waiting for the running round costs no GitHub read (its input is read once,
+            # when this round can open).
+            raise PhaseBusy(f"the current {phase} round is not settled yet")
         work = await self._input(task, phase, trigger)
         if phase is Phase.REPAIR and not work.checks:
             return Routed(Action.NOOP, "no failing checks on that commit", phase)
@@ -139,13 +144,13 @@ class RoundRouter:
         opened = await self._store.rounds.open(
             task.id, phase, work, delivery, self._limits.of(phase), self._clock()
         )
-        if opened is RoundOpened.LIMIT:
-            await self._say_limit(task, phase)
-            return Routed(Action.NOOP, f"{phase} round limit reached", phase)
-        # Opened, or found: also when busy, if it was this very trigger's round that a
-        # concurrent duplicate opened a moment ago.
+        # Opened, or found: also when busy or at the limit, if it was this very trigger's
+        # round that a concurrent duplicate (a check run and its suite) opened meanwhile.
         found = await self._store.rounds.find(task.id, phase, key)
         if found is None:
+            if opened is RoundOpened.LIMIT:
+                await self._say_limit(task, phase)
+                return Routed(Action.NOOP, f"{phase} round limit reached", phase)
             if opened is RoundOpened.BUSY:
                 raise PhaseBusy(f"the current {phase} round is not settled yet")
             raise AssertionError(f"round {key} of task {task.id} vanished")  # pragma: no cover

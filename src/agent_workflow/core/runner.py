@@ -21,7 +21,13 @@ from typing import TypeVar
 import structlog
 
 from agent_workflow.core.errors import EffectRefused, LeaseLost
-from agent_workflow.core.hooks import REFUSED_PREFIX, HookContext, correlation_id, run_hooks
+from agent_workflow.core.hooks import (
+    REFUSED_PREFIX,
+    HookContext,
+    correlation_id,
+    progress_ending,
+    run_hooks,
+)
 from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
@@ -34,6 +40,7 @@ from agent_workflow.core.ports import (
     Round,
     Store,
 )
+from agent_workflow.core.progress import Reporter, reporting
 from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.core.text import clean_text
 
@@ -59,6 +66,8 @@ class RunnerSettings:
     heartbeat_s: float  # how often the holder extends it
     max_failures: int  # agent errors before the attempt is marked failed
     task_budget_usd: float | None  # cap on one task's spending across attempts (None: none)
+    progress_interval_s: float | None  # live progress: at most one edit per this (None: off)
+    pr_draft: bool  # open the delivered pull request as a draft
 
 
 class Executed(StrEnum):
@@ -146,20 +155,21 @@ class PhaseRunner:
 
     async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
         """Run the agent under the claim; a final result goes on to its effects."""
+        reporter = self._reporter(task, claimed)
         try:
-            run = await self._run_agent(task, claimed)
+            run = await self._run_agent(task, claimed, reporter)
         except LeaseLost:
             log.warning("phase.lease_lost", task=task.id, phase=claimed.phase, fence=claimed.fence)
             return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
         if run.status.is_final:
-            return await self._perform_effects(task, run)
+            return await self._perform_effects(task, run, reporter)
         # The agent errored and the run is pending again (the store turns it `failed` at
         # `max_failures`, so this recursion is bounded): claim it anew, resuming the session.
         return await self.execute(task, run.phase, known=run)
 
     # -- the agent ---------------------------------------------------------------
 
-    async def _run_agent(self, task: Task, run: PhaseRun) -> PhaseRun:
+    async def _run_agent(self, task: Task, run: PhaseRun, reporter: Reporter | None) -> PhaseRun:
         """Run or resume the agent under `run`'s fence; record the result fenced.
 
         Returns the row as recorded; raises `LeaseLost` when the fence went stale.
@@ -185,7 +195,9 @@ class PhaseRunner:
             resume=resume,
         )
         request = self._request(task, run, session_id, resume, await self._round(task, run))
-        result = await self._under_lease(run.guard, _lease_until(run), self._run_safely(request))
+        result = await self._under_lease(
+            run.guard, _lease_until(run), self._attempt(request, reporter)
+        )
         if not result.session_id:
             result = replace(result, session_id=session_id)
         return await phases.finish(
@@ -197,6 +209,26 @@ class PhaseRunner:
             effects_lease_s=s.lease_s,
             now=self._clock(),
         )
+
+    async def _attempt(self, request: AgentRequest, reporter: Reporter | None) -> AgentResult:
+        """The agent's run, with its progress comment posted and edited beside it."""
+        if reporter is None:
+            return await self._run_safely(request)
+        reporter.open()  # its tasks copy this task's context: they see the lease
+        ran = False
+        try:
+            with reporting(reporter.report):
+                result = await self._run_safely(request)
+            ran = True
+            return result
+        finally:
+            await reporter.close(wait=ran)
+
+    def _reporter(self, task: Task, run: PhaseRun) -> Reporter | None:
+        interval = self._settings.progress_interval_s
+        if interval is None:
+            return None
+        return Reporter(self._ledger, self._clock, interval, task, run)
 
     async def _run_safely(self, request: AgentRequest) -> AgentResult:
         """An agent that raises is an agent error, not a crashed worker."""
@@ -244,11 +276,19 @@ class PhaseRunner:
 
     # -- the effects -------------------------------------------------------------
 
-    async def _perform_effects(self, task: Task, run: PhaseRun) -> Execution:
-        """Run the hooks of a finished run under its fence, then mark the effects done."""
+    async def _perform_effects(
+        self, task: Task, run: PhaseRun, reporter: Reporter | None = None
+    ) -> Execution:
+        """Run the hooks of a finished run under its fence, then mark the effects done.
+
+        `reporter`: the progress comment of the agent's run in this process (None: a dead
+        worker's effects; its comment is found in the ledger for the last edit)."""
         scope = Scope(task.id, run.phase.value, run.attempt, run.guard)
+        reporter = reporter or self._reporter(task, run)
+        opened: list[int] = []
 
         async def set_pr_number(number: int) -> None:
+            opened.append(number)
             await self._store.tasks.set_pr_number(task.id, number, self._clock())
 
         async def record_push(sha: str) -> None:
@@ -273,17 +313,30 @@ class PhaseRunner:
             set_pr_number,
             record_push=record_push,
             round=await self._round(task, run),
+            pr_draft=self._settings.pr_draft,
         )
         try:
             try:
                 await self._under_lease(run.guard, _lease_until(run), run_hooks(ctx))
             except EffectRefused as exc:
                 run = await self._refused(ctx, exc)
+            if reporter is not None:
+                ending = progress_ending(run, ctx.round, opened[-1] if opened else task.pr_number)
+                await self._last_edit(run, reporter, ending)
             await self._store.phases.effects_finished(run.guard, self._clock())
         except LeaseLost:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
             return Execution(Executed.LEASE_LOST, run.status)
         return Execution(Executed.SETTLED, run.status)
+
+    async def _last_edit(self, run: PhaseRun, reporter: Reporter, ending: str) -> None:
+        """The progress comment's last edit, after the effects, fenced in the database
+        first (once per attempt: cheap) and by the lease while it is sent."""
+        s = self._settings
+        beat_at = self._clock()
+        if not await self._store.phases.heartbeat(run.guard, s.lease_s, beat_at):
+            raise LeaseLost(f"phase run {run.id}: fence {run.fence} is stale")
+        await self._under_lease(run.guard, beat_at + s.lease_s, reporter.finish(run, ending))
 
     async def _refused(self, ctx: HookContext, exc: EffectRefused) -> PhaseRun:
         """GitHub refused an effect for good: a completed run becomes `failed` and its

@@ -4,9 +4,12 @@ The GitHub emulator runs in this process and sends signed webhooks to a real
 `aw serve` child process (embedded mode, SQLite, scripted agent), exactly as
 GitHub would. Along the way it redelivers a webhook (a duplicate), lets an
 untrusted user try `/approve`, blocks one plan and retries it, and SIGKILLs the
-server in the middle of a deliver phase, then restarts it. It prints the
-timeline and a summary; the exit code is non-zero if any effect is duplicated
-or any issue did not finish.
+server in the middle of a deliver phase, then restarts it. Before the first pull
+request is merged, a reviewer requests changes with two line comments (a review
+round: one reply per thread and one summary; the review's webhook is redelivered)
+and the checks on the round's commit fail (a CI repair round). It prints the
+timeline and a summary; the exit code is non-zero if any effect, round or reply
+is duplicated or any issue did not finish.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agent_workflow.core.effects import effect_key
 from agent_workflow.core.model import BRANCH_PREFIX, LIFECYCLE, Phase, PhaseStatus
+from agent_workflow.core.ports import Round
 from agent_workflow.demo.process import AwProcess, free_port
 from agent_workflow.store import Store, connect
 from github_emulator import EmulatorServer
-from github_emulator.client import EmulatorAdmin, IssueView
+from github_emulator.client import EmulatorAdmin, IssueView, ReviewCommentView
 
 REPO = "demo/widgets"
 USER, STRANGER, BOT = "alice", "mallory", "agent-workflow[bot]"
@@ -52,6 +57,32 @@ DEMO_ENV = {
     "AW_BOT_LOGIN": BOT,
     "AW_LOG_JSON": "1",
 }
+# The review round: a reviewer's two line comments, each a thread the agent answers once.
+REVIEW_COMMENTS = (
+    {"path": "src/widget.py", "line": 3, "body": "Please give this magic number a name."},
+    {"path": "src/widget.py", "line": 7, "body": "This loop can stop at the first match."},
+)
+# The CI repair round: what fails on the review round's commit.
+FAILING_CHECKS = (
+    {
+        "name": "tests",
+        "conclusion": "failure",
+        "title": "1 test failed",
+        "summary": "test_widget_is_fast failed",
+        "annotations": [
+            {
+                "path": "tests/test_widget.py",
+                "start_line": 12,
+                "message": "AssertionError: too slow",
+            }
+        ],
+    },
+    {"name": "lint", "conclusion": "success", "title": "lint passed"},
+)
+PASSING_CHECKS = (
+    {"name": "tests", "conclusion": "success", "title": "all tests passed"},
+    {"name": "lint", "conclusion": "success", "title": "lint passed"},
+)
 
 
 @dataclass
@@ -85,13 +116,17 @@ class Demo:
         await self.server.wait_healthy(self.url)
         self.timeline.add(f"aw serve started (pid {self.server.pid})")
 
-    async def wait_for(self, issue: int, needle: str, timeout_s: float = 60.0) -> None:
-        """Wait until a bot comment containing `needle` is on the issue."""
+    async def wait_for(
+        self, issue: int, needle: str, timeout_s: float = 60.0, *, pr: int | None = None
+    ) -> None:
+        """Wait until a bot comment containing `needle` is on the issue (or its PR `pr`)."""
         deadline = time.monotonic() + timeout_s
+        where = issue if pr is None else pr
         while time.monotonic() < deadline:
-            comments = await self.admin.comments(REPO, issue)
+            comments = await self.admin.comments(REPO, where)
             if any(needle in c.body for c in comments):
-                self.timeline.add(f"#{issue}: bot commented '{needle}'")
+                on = "" if pr is None else f" on PR #{pr}"
+                self.timeline.add(f"#{issue}: bot commented '{needle}'{on}")
                 return
             await asyncio.sleep(0.2)
         sent = [(d.event, d.action, d.status_code, d.error) for d in await self.admin.deliveries()]
@@ -111,7 +146,9 @@ class Demo:
         self.timeline.add(f"#{issue}: {what}")
         return acted
 
-    async def lifecycle(self, issue: int, *, kill_mid_deliver: bool, blocked_plan: bool) -> None:
+    async def lifecycle(
+        self, issue: int, *, kill_mid_deliver: bool, blocked_plan: bool, rounds: bool = False
+    ) -> None:
         labelled = await self.act(
             f"{USER} adds label '{PLAN_LABEL}'",
             issue,
@@ -143,12 +180,78 @@ class Demo:
             await self.kill_and_restart_during(issue, Phase.DELIVER)
         await self.wait_for(issue, "Opened pull request")
         pulls = [p for p in await self.admin.pulls(REPO) if _head(p) == _branch(issue)]
+        if rounds:
+            await self.review_round(issue, pulls[0].number)
+            await self.repair_round(issue, pulls[0].number)
         await self.act(
             f"{USER} merges PR #{pulls[0].number}",
             issue,
             self.admin.merge_pull(REPO, pulls[0].number, user=USER),
         )
         await self.wait_for(issue, "What we learned")
+
+    async def review_round(self, issue: int, pr: int) -> None:
+        """A trusted reviewer requests changes with two line comments; the review's webhook
+        is redelivered (a duplicate). One round: one reply per thread, one summary."""
+        reviewed = await self.admin.submit_review(
+            REPO,
+            pr,
+            user=USER,
+            state="changes_requested",
+            body="Two things before this goes in.",
+            comments=REVIEW_COMMENTS,
+        )
+        self.deliveries_sent += len(reviewed.deliveries)
+        self.timeline.add(
+            f"#{issue}: {USER} requests changes on PR #{pr} (review {reviewed.id}, "
+            f"{len(reviewed.comment_ids)} line comments)"
+        )
+        for delivery in reviewed.deliveries:
+            if delivery.event == "pull_request_review":
+                copies = await self.admin.redeliver(delivery.id)
+                self.duplicates_sent += len(copies)
+                self.timeline.add(
+                    f"#{issue}: review webhook {delivery.id[:8]} redelivered (duplicate)"
+                )
+        await self.wait_for(issue, "## Review round 1", pr=pr)
+        for comment_id in reviewed.comment_ids:
+            replies = [r for r in await self.admin.replies(REPO, pr, comment_id) if r.author == BOT]
+            self.timeline.add(
+                f"#{issue}: {len(replies)} bot reply in the thread of review comment {comment_id}"
+            )
+
+    async def repair_round(self, issue: int, pr: int) -> None:
+        """The checks on the review round's commit fail: one CI repair round. Its commit
+        then passes (nothing more happens)."""
+        head = await self.head_sha(issue)
+        await self.move_head(issue, head, "the review round's")
+        await self.act(
+            f"checks fail on {head[:7]} (tests)",
+            issue,
+            self.admin.complete_checks(REPO, head, FAILING_CHECKS),
+        )
+        await self.wait_for(issue, "## CI repair round 1", pr=pr)
+        repaired = await self.head_sha(issue)
+        await self.move_head(issue, repaired, "the repair round's")
+        await self.act(
+            f"checks pass on {repaired[:7]}: nothing to repair",
+            issue,
+            self.admin.complete_checks(REPO, repaired, PASSING_CHECKS),
+        )
+
+    async def head_sha(self, issue: int) -> str:
+        """The commit the task last pushed (as the service recorded it)."""
+        assert self.store is not None
+        task = await self.store.tasks.find(REPO, issue)
+        if task is None or not task.head_sha:
+            raise RuntimeError(f"#{issue}: no head commit recorded")
+        return task.head_sha
+
+    async def move_head(self, issue: int, sha: str, whose: str) -> None:
+        """The scripted agent pushes nothing: move the emulated branch (and its PR) to the
+        commit the round recorded, as its `git push` would have."""
+        await self.admin.push(REPO, _branch(issue), user=BOT, sha=sha)
+        self.timeline.add(f"#{issue}: {_branch(issue)} is at {whose} commit {sha[:7]}")
 
     async def kill_and_restart_during(self, issue: int, phase: Phase) -> None:
         deadline = time.monotonic() + 30
@@ -161,27 +264,69 @@ class Demo:
         self.timeline.add(f"#{issue}: SIGKILL aw serve in the middle of {phase}")
         await self.start_server()
 
-    async def summary(self, issues: list[int]) -> dict[str, Any]:
+    async def rounds_of(self, issue: int) -> list[Round]:
+        assert self.store is not None
+        task = await self.store.tasks.find(REPO, issue)
+        return await self.store.rounds.all(task.id) if task else []
+
+    async def summary(self, issues: list[int], with_rounds: set[int]) -> dict[str, Any]:
         per_issue: list[dict[str, Any]] = []
         duplicates = 0
         pulls = await self.admin.pulls(REPO)
         heads = Counter(_head(p) for p in pulls)
         duplicates += sum(n - 1 for n in heads.values())
         for issue in issues:
+            numbers = [p.number for p in pulls if _head(p) == _branch(issue)]
             comments = [c for c in await self.admin.comments(REPO, issue) if c.author == BOT]
-            keys = Counter(m.group(1) for c in comments for m in [MARKER.search(c.body)] if m)
+            pr_comments = [
+                c for n in numbers for c in await self.admin.comments(REPO, n) if c.author == BOT
+            ]
+            replies = [
+                r
+                for n in numbers
+                for r in await self.admin.review_comments(REPO, n)
+                if r.author == BOT and r.in_reply_to_id is not None
+            ]
+            keys = Counter(
+                m.group(1)
+                for body in [c.body for c in comments + pr_comments] + [r.body for r in replies]
+                for m in [MARKER.search(body)]
+                if m
+            )
             duplicates += sum(n - 1 for n in keys.values())
+            rounds = await self.rounds_of(issue)
+            duplicates += _duplicate_rounds(rounds) + _duplicate_replies(replies)
+            phases = {p.value: str(await self.phase_status(issue, p)) for p in LIFECYCLE}
+            for phase in (Phase.REVISE, Phase.REPAIR):
+                if (status := await self.phase_status(issue, phase)) is not None:
+                    phases[phase.value] = str(status)
             per_issue.append(
                 {
                     "issue": issue,
                     "bot_comments": len(comments),
+                    "pr_bot_comments": len(pr_comments),
                     "labels": sorted(await self.admin.labels(REPO, issue)),
-                    "pull_requests": [p.number for p in pulls if _head(p) == _branch(issue)],
-                    "phases": {p.value: str(await self.phase_status(issue, p)) for p in LIFECYCLE},
+                    "pull_requests": numbers,
+                    "phases": phases,
+                    "rounds": [
+                        {
+                            "phase": r.phase.value,
+                            "number": r.number,
+                            "trigger": r.work.trigger.key,
+                            "threads": len(r.work.comments),
+                            "failing_checks": sorted(c.name for c in r.work.checks),
+                            "pushed": (r.pushed_sha or "")[:7],
+                            "replies": _replies_of(issue, r, replies),
+                        }
+                        for r in rounds
+                    ],
+                    "replies": len(replies),
                 }
             )
         finished = all(
-            i["phases"][Phase.COMPOUND.value] == PhaseStatus.COMPLETE.value for i in per_issue
+            i["phases"][Phase.COMPOUND.value] == PhaseStatus.COMPLETE.value
+            and (i["issue"] not in with_rounds or _rounds_done(i))
+            for i in per_issue
         )
         return {
             "issues": per_issue,
@@ -231,8 +376,10 @@ async def run_demo(*, as_json: bool = False, issues: int = 2) -> int:
             # One issue after the other: a webhook sent while the server is down
             # would be lost, as on GitHub (which does not retry by itself).
             for i, n in enumerate(numbers):
-                await demo.lifecycle(n, kill_mid_deliver=(i == 0), blocked_plan=(i == 1))
-            summary = await demo.summary(numbers)
+                await demo.lifecycle(
+                    n, kill_mid_deliver=(i == 0), blocked_plan=(i == 1), rounds=(i == 0)
+                )
+            summary = await demo.summary(numbers, with_rounds=set(numbers[:1]))
         finally:
             await demo.server.stop()
             if demo.store is not None:
@@ -243,6 +390,37 @@ async def run_demo(*, as_json: bool = False, issues: int = 2) -> int:
     else:
         _print(console, demo.timeline, summary)
     return 0 if summary["duplicates"] == 0 and summary["all_complete"] else 1
+
+
+def _duplicate_rounds(rounds: list[Round]) -> int:
+    """Rounds beyond the first per trigger (review id, comment id, head commit)."""
+    keys = Counter((r.phase, r.work.trigger.key) for r in rounds)
+    return sum(n - 1 for n in keys.values())
+
+
+def _duplicate_replies(replies: list[ReviewCommentView]) -> int:
+    """Bot replies beyond one per review thread (each thread belongs to one review, so to
+    one round: one reply per review comment per round)."""
+    per_thread = Counter(r.in_reply_to_id for r in replies)
+    return sum(n - 1 for n in per_thread.values())
+
+
+def _replies_of(issue: int, round_: Round, replies: list[ReviewCommentView]) -> int:
+    """The bot replies this round posted (their markers name its phase attempt)."""
+    prefix = effect_key(REPO, issue, round_.phase, round_.attempt, "reply-")
+    return sum(1 for r in replies if (m := MARKER.search(r.body)) and m[1].startswith(prefix))
+
+
+def _rounds_done(issue: dict[str, Any]) -> bool:
+    """The demo's rounds all ran: one review round whose threads all got a reply, then one
+    CI repair round, both complete."""
+    phases = [r["phase"] for r in issue["rounds"]]
+    return (
+        phases == [Phase.REVISE.value, Phase.REPAIR.value]
+        and issue["phases"].get(Phase.REVISE.value) == PhaseStatus.COMPLETE.value
+        and issue["phases"].get(Phase.REPAIR.value) == PhaseStatus.COMPLETE.value
+        and all(r["replies"] == r["threads"] for r in issue["rounds"])
+    )
 
 
 def _branch(issue: int) -> str:
@@ -272,8 +450,29 @@ def _print(console: Console, timeline: Timeline, summary: dict[str, Any]) -> Non
             ", ".join(f"{k}: {v}" for k, v in i["phases"].items()),
         )
     console.print(result)
+    rounds = Table(title="rounds after the pull request")
+    for col in ("issue", "round", "trigger", "input", "pushed", "bot replies"):
+        rounds.add_column(col)
+    for i in summary["issues"]:
+        for r in i["rounds"]:
+            revise = r["phase"] == Phase.REVISE.value
+            rounds.add_row(
+                str(i["issue"]),
+                f"{r['phase']} {r['number']}",
+                r["trigger"][:22],
+                f"{r['threads']} review threads"
+                if revise
+                else "failing: " + ", ".join(r["failing_checks"]),
+                r["pushed"],
+                str(r["replies"]) if revise else "",
+            )
+    if rounds.rows:
+        console.print(rounds)
+    n_rounds = sum(len(i["rounds"]) for i in summary["issues"])
+    n_replies = sum(i["replies"] for i in summary["issues"])
     console.print(
-        f"webhooks sent: {summary['webhooks_sent']}, duplicate deliveries: "
+        f"rounds: {n_rounds}, review replies: {n_replies}, webhooks sent: "
+        f"{summary['webhooks_sent']}, duplicate deliveries: "
         f"{summary['duplicate_deliveries_sent']}, kills: {summary['kills']}, "
         f"[bold]duplicates: {summary['duplicates']}[/bold]"
     )

@@ -67,6 +67,7 @@ def _pull(data: dict[str, Any]) -> PullRequest:
         merged=merged,
         url=str(data.get("html_url", "")),
         author=_login(data),
+        draft=bool(data.get("draft", False)),
     )
 
 
@@ -187,10 +188,10 @@ class GitHubForge:
         _created(response)
 
     async def open_pull_request(
-        self, repo: str, *, head: str, base: str, title: str, body: str
+        self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
-        """Open a PR; "A pull request already exists" adopts the existing one."""
-        payload = {"title": title, "head": head, "base": base, "body": body}
+        """Open a PR (a draft if asked); "A pull request already exists" adopts it."""
+        payload = {"title": title, "head": head, "base": base, "body": body, "draft": draft}
         response = await self.http.request("POST", f"{_repo_path(repo)}/pulls", json=payload)
         if response.status_code == 422:
             error = GitHubApiError.from_response(response)

@@ -16,9 +16,14 @@ import asyncio
 import logging
 from typing import Any
 
+from agent_workflow.core.errors import PhaseBusy
 from agent_workflow.queue.protocol import Handler, QueueClosed, validate_job_id
 
 log = logging.getLogger(__name__)
+
+# How long a job that found its phase busy waits before it is tried again: a few
+# seconds keeps a follow-up event prompt without spinning on a phase that runs minutes.
+BUSY_RETRY_S = 5.0
 
 
 class EmbeddedQueue:
@@ -55,6 +60,9 @@ class EmbeddedQueue:
         """Jobs whose handler returned."""
         self.failed = 0
         """Jobs whose handler raised (logged, not retried: the sweeper re-enqueues)."""
+        self.busy = 0
+        """Jobs that found their phase busy (retried after `BUSY_RETRY_S`)."""
+        self._retries: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> frozenset[str]:
@@ -104,6 +112,13 @@ class EmbeddedQueue:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    def _again(self, job_id: str, data: dict[str, Any]) -> None:
+        if self._closed:
+            return  # recovery re-enqueues it at the next start
+        retry = asyncio.ensure_future(self.enqueue(job_id, data))
+        self._retries.add(retry)
+        retry.add_done_callback(self._retries.discard)
+
     def _forget(self, job_id: str, task: asyncio.Future[None]) -> None:
         if self._tasks.get(job_id) is task:
             del self._tasks[job_id]
@@ -126,6 +141,12 @@ class EmbeddedQueue:
     async def _call(self, job_id: str, data: dict[str, Any]) -> None:
         try:
             await self._handler(data)
+        except PhaseBusy:
+            # Waiting for another phase or round to settle is not a failure: try again
+            # shortly (what BullMQ's retry does in distributed mode); the sweeper remains
+            # the backstop if this process stops meanwhile.
+            self.busy += 1
+            asyncio.get_running_loop().call_later(BUSY_RETRY_S, self._again, job_id, data)
         except Exception:
             self.failed += 1
             log.exception("job %s failed", job_id)

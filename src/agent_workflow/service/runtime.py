@@ -105,6 +105,8 @@ async def open_runtime(
                 heartbeat_s=settings.heartbeat_s,
                 max_failures=settings.max_failures,
                 task_budget_usd=settings.task_budget_usd,
+                progress_interval_s=settings.progress_interval_s or None,
+                pr_draft=settings.pr_draft,
             ),
             clock=clock.now,
             own_login=own_login,

@@ -110,6 +110,15 @@ class Effects:
             if guard is not None and not await _still_fenced(conn, guard):
                 raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
 
+    async def find(self, key: str) -> EffectRow | None:
+        """The effect's row, or None when it was never begun."""
+        stmt = select(effects).where(effects.c.key == key)
+        async with self._db.connect() as conn:
+            r = (await conn.execute(stmt)).mappings().first()
+        if r is None:
+            return None
+        return EffectRow(r["key"], r["kind"], EffectStatus(r["status"]), r["external_id"])
+
     async def for_task(self, task_id: int) -> list[EffectRow]:
         """All effects of a task (for status and checks)."""
         stmt = select(effects).where(effects.c.task_id == task_id).order_by(effects.c.id)

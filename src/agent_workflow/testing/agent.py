@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.progress import Progress, Step, report_progress
 
 
 @dataclass
@@ -26,6 +27,9 @@ class ScriptedAgent:
     seed: int = 0
     outcomes: dict[Phase, Outcome] = field(default_factory=dict)
     cost_usd: float = 0.01
+    # Progress reports spread over `duration_s` (a checklist of this many steps, one more
+    # done at each report), so live progress has something to show.
+    progress_steps: int = 3
     calls: list[AgentRequest] = field(default_factory=list)
     _sessions: set[str] = field(default_factory=set)
     _errored: set[str] = field(default_factory=set)
@@ -38,6 +42,27 @@ class ScriptedAgent:
         """Calls that started a session from scratch (G2 counts these)."""
         return [c for c in self.calls if not c.resume]
 
+    async def _work(self, delay: float) -> None:
+        """Sleep `delay`, reporting progress `progress_steps` times along the way."""
+        steps = self.progress_steps
+        names = [f"Scripted step {i + 1}" for i in range(steps)]
+        for done in range(steps):
+            checklist = tuple(
+                Step(name, done=i < done, active=i == done) for i, name in enumerate(names)
+            )
+            report_progress(
+                Progress(
+                    checklist,
+                    doing=names[done],
+                    turns=done + 1,
+                    cost_usd=self.cost_usd * done / steps,
+                )
+            )
+            if delay:
+                await asyncio.sleep(delay / steps)
+        if delay and not steps:
+            await asyncio.sleep(delay)
+
     async def run(self, request: AgentRequest) -> AgentResult:
         """Pretend to work, then report the scripted outcome."""
         self.calls.append(request)
@@ -45,8 +70,7 @@ class ScriptedAgent:
         restarted = request.resume and request.session_id not in self._sessions
         self._sessions.add(request.session_id)
         delay = self.duration_s + (self._random.uniform(0, self.jitter_s) if self.jitter_s else 0.0)
-        if delay:
-            await asyncio.sleep(delay)
+        await self._work(delay)
         steer = _steering(request.body)
         outcome = self.outcomes.get(request.phase, Outcome.SUCCESS)
         if steer.get(request.phase.value) == "block" and request.attempt == 1:

@@ -108,14 +108,14 @@ class MemoryForge:
             raise UncertainOutcome("remove_label: response dropped (injected)")
 
     async def open_pull_request(
-        self, repo: str, *, head: str, base: str, title: str, body: str
+        self, repo: str, *, head: str, base: str, title: str, body: str, draft: bool = False
     ) -> PullRequest:
         """Open a PR, adopting an existing open one for the same head."""
         drop = self._mutate("open_pull_request")
         existing = [p for p in self.pulls[repo] if p.head == head and p.state == "open"]
         if existing:
             return existing[0]
-        pr = PullRequest(number=next(self._ids), head=head, author=self.login)
+        pr = PullRequest(number=next(self._ids), head=head, author=self.login, draft=draft)
         self.pulls[repo].append(pr)
         self.log.append(f"open_pull_request:{head}")
         if drop:

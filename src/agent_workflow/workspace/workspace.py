@@ -438,6 +438,39 @@ class Workspace:
         )
         return await self.head(worktree)
 
+    async def catch_up(self, worktree: Worktree) -> CaughtUp:
+        """Bring the branch up to date with the base branch if the base moved meanwhile.
+
+        The base is fetched again first (it may have moved while the agent worked). A
+        branch never pushed is rebased onto it (a straight history for the pull
+        request); a pushed one gets a merge commit instead, since rewriting what was
+        pushed would need a force-push (never done) and would lose reviewers' context.
+        A conflict is undone and reported with the conflicting files; nothing changes.
+        """
+        clone = self.clone_path(worktree.repo)
+        async with self._locks.hold(clone):
+            await self._fetch(clone, worktree.url)
+        env = _env(worktree)
+        base = f"refs/remotes/{REMOTE}/{worktree.base_branch}"
+        code, _, _ = await self.git.run_full(
+            "merge-base", "--is-ancestor", base, "HEAD", cwd=worktree.path, env=env
+        )
+        if code == 0:
+            return CaughtUp(moved=False)
+        pushed = worktree.branch is not None and await self.remote_sha(clone, worktree.branch)
+        verb = ("merge", "--no-edit", "--no-verify", base) if pushed else ("rebase", base)
+        code, _, _ = await self.git.run_full(
+            *verb, cwd=worktree.path, env={**env, **self.author.env()}
+        )
+        if code == 0:
+            return CaughtUp(moved=True, how="merge" if pushed else "rebase")
+        conflicts = await self.git.run(
+            "diff", "--name-only", "--diff-filter=U", cwd=worktree.path, env=env
+        )
+        await self.git.run_full(verb[0], "--abort", cwd=worktree.path, env=env)
+        files = tuple(sorted(p for p in conflicts.splitlines() if p))
+        return CaughtUp(moved=True, how=verb[0], conflicts=files or ("(unknown)",))
+
     async def commits_ahead(self, worktree: Worktree) -> int:
         """How many commits the worktree has that the remote base branch does not."""
         out = await self.git.run(
@@ -501,6 +534,15 @@ class Workspace:
                 config=push_auth_config(token),
             )
         return sha
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    """What `Workspace.catch_up` did: nothing, a rebase or a merge, or found conflicts."""
+
+    moved: bool  # the base had commits the branch did not
+    how: str = ""  # "rebase" | "merge"
+    conflicts: tuple[str, ...] = ()  # set: nothing was changed, these files conflict
 
 
 @dataclass(frozen=True)
