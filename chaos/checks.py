@@ -48,6 +48,7 @@ ROUND_STOPS: Final = ("round-limit", "repeat-failure")
 """Effect key endings of the one comment that says a round limit or loop breaker stopped
 the rounds: the issue then keeps `agent-blocked` (a round's attempts are not retries)."""
 
+_PROGRESS_KEY = re.compile(r"#(?P<issue>\d+)/(?P<phase>\w+)/(?P<attempt>\d+)/progress$")
 _MARKER = re.compile(MARKER_RE)
 
 
@@ -464,9 +465,24 @@ def _r3_bounded_rounds(verdict: Verdict, db: DbView, limits: RoundLimits) -> Non
 def _one_progress_comment_per_attempt(
     verdict: Verdict, db: DbView, forge: dict[int, ForgeIssue]
 ) -> None:
-    """Hook for issue 11's live progress: one progress comment per phase attempt (edited
-    in place, never re-posted). Checks nothing until progress comments exist; the G3
-    marker count already catches a re-posted one."""
+    """Live progress: at most one progress comment per phase attempt (edited in place,
+    never re-posted), and only for an attempt whose agent ran."""
+    issue_of = {t.id: t.issue_number for t in db.tasks}
+    run_of = {r.id: (issue_of.get(r.task_id), r.phase) for r in db.runs}
+    ran = {(*run_of.get(a.phase_run_id, (None, None)), a.attempt) for a in db.agent_runs}
+    found: Counter[tuple[int, str, int]] = Counter()
+    for place in forge.values():
+        for _, body in place.bot_comments:
+            marker = _MARKER.search(body)
+            key = _PROGRESS_KEY.search(marker.group(1)) if marker else None
+            if key is not None:
+                found[(int(key["issue"]), key["phase"], int(key["attempt"]))] += 1
+    for (number, phase, tried), n in found.items():
+        if n > 1:
+            verdict.add("P1", f"#{number} {phase} attempt {tried}: {n} progress comments")
+        if (number, phase, tried) not in ran:
+            verdict.add("P1", f"#{number} {phase} attempt {tried}: progress but no agent run")
+    verdict.stats["progress_comments"] = sum(found.values())
 
 
 def _round_stats(db: DbView, forge: dict[int, ForgeIssue]) -> dict[str, Any]:

@@ -119,7 +119,8 @@ class ChaosReport:
             f"rounds: {self.stats.get('revise_rounds')} revise, "
             f"{self.stats.get('repair_rounds')} repair; review replies: "
             f"{self.stats.get('review_replies')}; stopped by a limit or the loop breaker: "
-            f"{len(self.stats.get('rounds_stopped', []))}",
+            f"{len(self.stats.get('rounds_stopped', []))}; "
+            f"progress comments: {self.stats.get('progress_comments')}",
             f"duplicates found: {self.duplicates_found}; lost tasks: {self.lost or 0}; "
             f"stuck: {len(self.stuck)}",
         ]
@@ -132,7 +133,7 @@ class ChaosReport:
             for v in self.violations:
                 console.print(f"  {v.guarantee}: {v.detail}")
         else:
-            console.print("[bold green]no violations: G1–G5 and R1–R3 held[/bold green]")
+            console.print("[bold green]no violations: G1–G5, R1–R3 and P1 held[/bold green]")
         console.print(
             f"logs: {self.workdir}"
             + (f"; database kept: {self.database_url}" if self.database_url else "")

@@ -422,3 +422,39 @@ def test_forge_changes__reports_a_reply_added_in_the_quiet_period() -> None:
         before[2], bot_replies=(*before[2].bot_replies, (6100, 5001, marker("late")))
     )
     assert len(forge_changes(before, after)) == 1
+
+
+def _with_progress(db: DbView, forge: dict[int, ForgeIssue], phase: str, attempt: int) -> None:
+    """A progress comment for (issue 1, phase, attempt), recorded in the ledger."""
+    key = f"{REPO}#1/{phase}/{attempt}/progress"
+    comment_id = 800 + len(forge[1].bot_comments)
+    db.effects.append(
+        SimpleNamespace(key=key, kind="comment", status="done", external_id=str(comment_id))
+    )
+    forge[1] = dataclasses.replace(
+        forge[1], bot_comments=(*forge[1].bot_comments, (comment_id, marker(key)))
+    )
+
+
+def test_judge__one_progress_comment_per_attempt_is_clean() -> None:
+    db, forge = clean_world()
+    _with_progress(db, forge, "plan", 1)
+    verdict = judge([1], db, forge, [], [])
+    assert verdict.violations == []
+    assert verdict.stats["progress_comments"] == 1
+
+
+def test_judge__progress_for_an_attempt_whose_agent_never_ran_breaks_p1() -> None:
+    db, forge = clean_world()
+    _with_progress(db, forge, "plan", 2)  # attempt 2 of the plan never ran an agent
+    assert guarantees(db, forge) == ["P1"]
+
+
+def test_judge__two_progress_comments_for_one_attempt_break_p1_and_g3() -> None:
+    db, forge = clean_world()
+    _with_progress(db, forge, "plan", 1)
+    key = f"{REPO}#1/plan/1/progress"
+    forge[1] = dataclasses.replace(
+        forge[1], bot_comments=(*forge[1].bot_comments, (899, marker(key)))
+    )
+    assert sorted(set(guarantees(db, forge))) == ["G3", "P1"]
