@@ -65,17 +65,24 @@ def status(
 ) -> None:
     """Tasks, phases, leases and outstanding effects; dead-lettered deliveries."""
     from agent_workflow.core.clock import now
-    from agent_workflow.status import collect_dead_letters, collect_status
+    from agent_workflow.status import collect_dead_letters, collect_limits, collect_status
     from agent_workflow.store import connect
 
-    async def collect(settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def collect(
+        settings: Settings,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
         store = await connect(settings.database_url)
+        budget = settings.daily_budget_usd
         try:
-            return await collect_status(store, now()), await collect_dead_letters(store)
+            return (
+                await collect_status(store, now(), budget),
+                await collect_dead_letters(store),
+                await collect_limits(store, now(), budget),
+            )
         finally:
             await store.close()
 
-    rows, dead = _run(collect)
+    rows, dead, limits = _run(collect)
     if as_json:  # the task list, as before (dead letters: the table output)
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -90,10 +97,11 @@ def status(
                 if ph.get("lease_owner")
                 else "-"
             )
+            state = ph.get("status", "-")
             table.add_row(
                 f"{task['repo']}#{task['issue']}",
                 ph.get("phase", "-"),
-                ph.get("status", "-"),
+                f"{state} ({ph['waiting']})" if ph.get("waiting") else state,
                 str(ph.get("attempt", "-")),
                 str(ph.get("fence", "-")),
                 lease,
@@ -101,6 +109,13 @@ def status(
                 effects,
             )
     Console().print(table)
+    cap = limits["daily_budget_usd"]
+    typer.echo(
+        f"spent today (UTC): ${limits['spent_today_usd']:.2f}"
+        + (f" of ${cap:.2f}" if cap is not None else " (no daily budget)")
+        + (" — new agent runs wait for the next day" if limits["waiting_for_budget"] else "")
+        + f"; agent slots in use: {len(limits['slots'])}"
+    )
     if dead["count"]:
         letters = Table(
             title=f"dead-lettered deliveries: {dead['count']} (routing failed too often;"

@@ -119,6 +119,27 @@ class Settings(BaseSettings):
     # a directory), so hourly keeps them cheap; growth between two runs is an hour's worth.
     retention_interval_s: float = Field(default=3600.0, gt=0)
 
+    # Backfill: nothing missed while down. GitHub never retries a failed delivery, so on
+    # start and this often the serve process reads GitHub's hook-deliveries log and ingests
+    # what never reached the inbox. Five minutes: a delivery lost while up (a dropped
+    # connection) waits at most that, and a pass with nothing missed costs one list read.
+    # 0 turns backfill off.
+    backfill_interval_s: float = Field(default=300.0, ge=0)
+    # GitHub keeps hook deliveries for 3 days: an older one cannot be fetched anyway. Must
+    # stay below AW_DELIVERY_RETENTION_DAYS, or a deleted row would be ingested again.
+    backfill_max_age_s: float = Field(default=259_200.0, gt=0)
+    # Payloads fetched per pass (one read each): after a long outage the log is caught up
+    # over a few passes instead of a burst of reads against the rate limit.
+    backfill_max_deliveries: int = Field(default=100, ge=1)
+    # Repository webhooks whose logs backfill reads, `owner/repo:hook_id,…` (the hook id is
+    # in the webhook's settings page and in X-GitHub-Hook-ID); empty: none. A GitHub App's
+    # own webhook log is read whenever App credentials are set.
+    github_hooks: str = ""
+    # Reconciliation: open issues carrying the plan label with no task are routed as if
+    # labelled (by the label's last actor, trust checked as for any event). It lists every
+    # open labelled issue of every repository, so hourly, not at the backfill's pace. 0: off.
+    reconcile_interval_s: float = Field(default=3600.0, ge=0)
+
     # Rounds after the pull request (review rounds, CI repair rounds).
     # Each round costs an agent run; past these, a person should look: the agent and its
     # reviewer (or CI) are not converging. One comment says so, nothing more runs.
@@ -153,8 +174,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AW_MODEL_AUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"),
     )
     task_budget_usd: float | None = 20.0  # per task, across attempts and resumes
-    max_agents: int = 4  # agent runs at once in this process: CPU- and memory-hungry processes
-    max_agents_per_repo: int = 2  # runs on one repo share its clone, its lock and its API quota
+    # Agent runs at once across every worker of the deployment (slots leased in the
+    # database): each is a CPU- and memory-hungry process, and spends money.
+    max_agents: int = Field(default=4, ge=1)
+    # Of which on one repository: its runs share its clone, its lock and its API quota.
+    max_agents_per_repo: int = Field(default=2, ge=1)
+    # What the whole deployment may spend per UTC day (model proxy's meter, and what agents
+    # without it report); past it new agent runs wait for the next day. None: no cap, since
+    # only the operator knows the bill they accept (the per-phase and per-task caps still hold).
+    daily_budget_usd: float | None = Field(default=None, gt=0)
     workspace_dir: Path = Path(".agent-workflow/workspaces")
     scripted_duration_s: float = 0.0  # the scripted agent (tests, demo): instant by default
     scripted_jitter_s: float = 0.0
@@ -248,6 +276,26 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
 
+    @field_validator("github_hooks")
+    @classmethod
+    def _github_hooks(cls, value: str) -> str:
+        parse_hooks(value)
+        return value
+
+    @model_validator(mode="after")
+    def _backfill_within_retention(self) -> Settings:
+        if self.backfill_max_age_s > self.delivery_retention_days * 86_400:
+            raise ValueError(
+                "AW_BACKFILL_MAX_AGE_S must not exceed AW_DELIVERY_RETENTION_DAYS "
+                "(a deleted delivery would be ingested again)"
+            )
+        return self
+
+    @property
+    def hooks(self) -> tuple[tuple[str, int], ...]:
+        """`AW_GITHUB_HOOKS` as (`owner/repo`, hook id) pairs."""
+        return parse_hooks(self.github_hooks)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -314,3 +362,17 @@ def load_settings(**overrides: object) -> Settings:
         if not field:  # a check across settings names them in its message
             raise ConfigError(f"invalid settings: {first['msg']}") from exc
         raise ConfigError(f"invalid setting AW_{field.upper()}: {first['msg']}") from exc
+
+
+def parse_hooks(value: str) -> tuple[tuple[str, int], ...]:
+    """`owner/repo:hook_id,…` as pairs; raises ValueError naming a malformed entry."""
+    hooks: list[tuple[str, int]] = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        repo, _, hook_id = entry.rpartition(":")
+        owner, _, name = repo.partition("/")
+        if not owner or not name or "/" in name or not hook_id.isdigit():
+            raise ValueError(f"{entry!r} is not owner/repo:hook_id")
+        hooks.append((repo, int(hook_id)))
+    return tuple(hooks)

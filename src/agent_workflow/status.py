@@ -1,16 +1,23 @@
 """What `aw status` shows: tasks, their phases, leases and outstanding effects, and the
-dead-lettered deliveries (routing failed `AW_MAX_ROUTE_ATTEMPTS` times)."""
+dead-lettered deliveries (routing failed `AW_MAX_ROUTE_ATTEMPTS` times), and the
+deployment's limits: today's spending against `AW_DAILY_BUDGET_USD` and the agent slots
+in use. A phase that may start but waits for the daily budget says so (`waiting`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agent_workflow.core.hooks import correlation_id
+from agent_workflow.core.limits import budget_reached, day_start
+from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.store import Store
 
 
-async def collect_status(store: Store, now: float) -> list[dict[str, Any]]:
+async def collect_status(
+    store: Store, now: float, daily_budget_usd: float | None
+) -> list[dict[str, Any]]:
     """One entry per task with its phases and effects, as plain data."""
+    reached = await budget_reached(store.usage, daily_budget_usd, now)
     out: list[dict[str, Any]] = []
     for task in await store.tasks.all():
         phases = []
@@ -30,6 +37,12 @@ async def collect_status(store: Store, now: float) -> list[dict[str, Any]]:
                     "effects_done": run.effects_done,
                     "blocked_reason": run.blocked_reason,
                     "correlation": correlation_id(run),  # what its public comment shows
+                    # Why a phase that may start has not: the daily budget is spent.
+                    "waiting": (
+                        reached.describe()
+                        if reached and recovery_point(run, now) is RecoveryPoint.CLAIMABLE
+                        else None
+                    ),
                 }
             )
         effects = await store.effects.for_task(task.id)
@@ -64,5 +77,27 @@ async def collect_dead_letters(store: Store, latest: int = 5) -> dict[str, Any]:
                 "last_error": (d.last_error or "")[:300],
             }
             for d in rows
+        ],
+    }
+
+
+async def collect_limits(
+    store: Store, now: float, daily_budget_usd: float | None
+) -> dict[str, Any]:
+    """Today's spending against the daily budget, and the live agent slots."""
+    spent = await store.usage.spent_since(day_start(now))
+    reached = await budget_reached(store.usage, daily_budget_usd, now)
+    return {
+        "daily_budget_usd": daily_budget_usd,
+        "spent_today_usd": round(spent, 4),
+        "waiting_for_budget": reached is not None,
+        "slots": [
+            {
+                "repo": slot.repo,
+                "holder": slot.holder,
+                "phase_run_id": slot.phase_run_id,
+                "held_s": round(now - slot.acquired_at, 1),
+            }
+            for slot in await store.slots.in_use(now)
         ],
     }

@@ -147,6 +147,18 @@ async def create_repo(request: Request) -> Response:
     return JSONResponse(_emu(request).render.repo(repo), status_code=201)
 
 
+async def rename_repo(request: Request) -> Response:
+    """POST /_emulator/repos/{owner}/{repo}/rename {full_name, user?}: rename or transfer;
+    the old name's REST URLs then answer 301 (reads) / 307 (other methods)."""
+    fields, repo = await _fields(request), _repo(request)
+    sender = str(fields.get("user") or repo.owner.login)
+    events = _emu(request).state.rename_repo(repo, str(fields.get("full_name", "")), sender=sender)
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    body = _emu(request).render.repo(repo)
+    body["deliveries"] = [delivery_summary(d) for d in deliveries]
+    return JSONResponse(body)
+
+
 async def create_issue(request: Request) -> Response:
     """POST /_emulator/repos/{owner}/{repo}/issues {title, body?, author, labels?}"""
     fields, repo = await _fields(request), _repo(request)
@@ -484,6 +496,7 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
 _REPO = PREFIX + "/repos/{owner}/{repo}"
 _TABLE: tuple[tuple[str, str, Endpoint], ...] = (
     ("POST", PREFIX + "/repos", create_repo),
+    ("POST", _REPO + "/rename", rename_repo),
     ("POST", _REPO + "/issues", create_issue),
     ("GET", _REPO + "/issues/{number}", get_issue),
     ("POST", _REPO + "/issues/{number}/labels", add_labels),

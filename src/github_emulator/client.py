@@ -258,6 +258,14 @@ class EmulatorAdmin:
         data: dict[str, Any] = await self._call("POST", "/_emulator/repos", body)
         return data
 
+    async def rename_repo(self, repo: str, new_full_name: str, *, user: str | None = None) -> Acted:
+        """Rename or transfer `repo` to `new_full_name` (as `user`, default its owner): the
+        old name's REST URLs answer 301/307 to the new one, webhooks carry the new name and
+        the same `repository.id`. `Acted.id` is that id."""
+        body = {"full_name": new_full_name, "user": user}
+        data = await self._call("POST", f"{_repo_path(repo)}/rename", body)
+        return Acted(data["id"], [DeliveryInfo.from_json(d) for d in data["deliveries"]])
+
     async def create_issue(
         self,
         repo: str,

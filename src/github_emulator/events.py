@@ -129,6 +129,18 @@ class EventFactory:
         payload["check_run"] = self.render.check_run(repo, run, suite, pulls, webhook=True)
         return Event("check_run", payload)
 
+    def repository_renamed(self, repo: Repo, sender: User, old_name: str) -> Event:
+        """`repository.renamed`: `changes.repository.name.from` is the old name."""
+        payload = self._envelope("renamed", repo, sender)
+        payload["changes"] = {"repository": {"name": {"from": old_name}}}
+        return Event("repository", payload)
+
+    def repository_transferred(self, repo: Repo, sender: User, old_owner: User) -> Event:
+        """`repository.transferred`: `changes.owner.from.user` is the old owner."""
+        payload = self._envelope("transferred", repo, sender)
+        payload["changes"] = {"owner": {"from": {"user": self.render.user(old_owner)}}}
+        return Event("repository", payload)
+
     def check_suite(self, repo: Repo, suite: CheckSuite, pulls: list[Issue], sender: User) -> Event:
         """`check_suite.completed` with the suite's overall conclusion."""
         payload = self._envelope("completed", repo, sender)

@@ -146,6 +146,17 @@ class PullInfo:
 
 
 @dataclass
+class IssueEvent:
+    """A `labeled`/`unlabeled` event of an issue's timeline, with who did it."""
+
+    id: int
+    event: str
+    actor: User
+    label: str
+    created_at: datetime = field(default_factory=now)
+
+
+@dataclass
 class Issue:
     """An issue; with `pull` set it is a pull request (they share one number sequence)."""
 
@@ -161,6 +172,8 @@ class Issue:
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
     closed_at: datetime | None = None
+    # Its timeline's label events (`GET …/issues/{n}/events`), oldest first.
+    events: list[IssueEvent] = field(default_factory=list)
 
     def has_label(self, name: str) -> bool:
         """Label names compare case-insensitively, as on GitHub."""

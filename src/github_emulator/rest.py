@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from github_emulator import hook_log, moved
 from github_emulator.core import Emulator
 from github_emulator.credentials import bearer
 from github_emulator.errors import ApiError, missing_field, not_found
@@ -377,6 +378,76 @@ async def get_app(call: Call) -> Response:
     )
 
 
+async def app_hook_deliveries(call: Call) -> Response:
+    """GET /app/hook/deliveries (App JWT): every attempt, newest first, cursor-paginated."""
+    emu = call.emu
+    hook_log.check_jwt(emu, call.request.headers.get("authorization"))
+    items, headers = hook_log.page(call.request.url, emu.webhooks.deliveries)
+    return _json(items, headers=headers)
+
+
+async def app_hook_delivery(call: Call) -> Response:
+    """GET /app/hook/deliveries/{delivery_id} (App JWT): one attempt with its request."""
+    emu = call.emu
+    hook_log.check_jwt(emu, call.request.headers.get("authorization"))
+    found = hook_log.find(emu.webhooks.deliveries, call.param("delivery_id"))
+    return _json(hook_log.detail(found, emu.webhooks.url))
+
+
+def _repo_hook_log(call: Call) -> list[Any]:
+    repo = call.repo()
+    if call.number("hook_id") != call.emu.webhooks.hook_id:
+        raise not_found()
+    return [d for d in call.emu.webhooks.deliveries if d.repository == repo.full_name]
+
+
+async def repo_hook_deliveries(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries: that repository's attempts."""
+    items, headers = hook_log.page(call.request.url, _repo_hook_log(call))
+    return _json(items, headers=headers)
+
+
+async def repo_hook_delivery(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}"""
+    found = hook_log.find(_repo_hook_log(call), call.param("delivery_id"))
+    return _json(hook_log.detail(found, call.emu.webhooks.url))
+
+
+async def list_issues(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/issues?state=&labels=a,b (pull requests included, as on GitHub)"""
+    repo = call.repo()
+    query = call.request.query_params
+    state = query.get("state") or "open"
+    wanted = [n.strip() for n in (query.get("labels") or "").split(",") if n.strip()]
+    issues = [
+        i
+        for i in sorted(repo.issues.values(), key=lambda i: i.number, reverse=True)
+        if (state == "all" or i.state == state) and all(i.has_label(n) for n in wanted)
+    ]
+    chunk, headers = hook_log.issues_page(call.request.url, issues)
+    return _json([call.emu.render.issue(repo, i) for i in chunk], headers=headers)
+
+
+async def list_issue_events(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/issues/{issue_number}/events (label events, oldest first)"""
+    repo = call.repo()
+    issue = call.emu.state.issue(repo, call.number("number"))
+    chunk, headers = hook_log.issues_page(call.request.url, issue.events)
+    rendered = [hook_log.issue_event(repo.full_name, e, call.emu.render) for e in chunk]
+    return _json(rendered, headers=headers)
+
+
+async def installation_repositories(call: Call) -> Response:
+    """GET /installation/repositories (an installation token): the repositories it reaches."""
+    repos = sorted(call.emu.state.repos.values(), key=lambda r: r.id)
+    chunk, headers = hook_log.issues_page(call.request.url, repos)
+    body = {
+        "total_count": len(repos),
+        "repositories": [call.emu.render.repo(r) for r in chunk],
+    }
+    return _json(body, headers=headers)
+
+
 # -- routing ----------------------------------------------------------------------
 
 Auth = Literal["token", "app"]
@@ -440,6 +511,13 @@ ROUTES = (
     RestRoute("POST", "/app/installations/{installation_id}/access_tokens", access_token, "app"),
     RestRoute("GET", "/user", get_user),
     RestRoute("GET", "/app", get_app, "app"),
+    RestRoute("GET", "/app/hook/deliveries", app_hook_deliveries, "app"),
+    RestRoute("GET", "/app/hook/deliveries/{delivery_id}", app_hook_delivery, "app"),
+    RestRoute("GET", f"{_REPO}/hooks/{{hook_id}}/deliveries", repo_hook_deliveries),
+    RestRoute("GET", f"{_REPO}/hooks/{{hook_id}}/deliveries/{{delivery_id}}", repo_hook_delivery),
+    RestRoute("GET", f"{_REPO}/issues", list_issues),
+    RestRoute("GET", f"{_REPO}/issues/{{issue_number}}/events", list_issue_events),
+    RestRoute("GET", "/installation/repositories", installation_repositories),
 )
 
 
@@ -463,6 +541,9 @@ async def _serve(route: RestRoute, request: Request) -> Response:
         user_id = emu.state.user(login).id
         limited = ApiError(403, f"API rate limit exceeded for user ID {user_id}.")
         return _with_headers(error_response(limited), bucket.headers())
+    moved_to = moved.redirect(emu, request)  # a renamed repository's old name
+    if moved_to is not None:
+        return _with_headers(moved_to, bucket.headers())
     handler = functools.partial(route.handler, Call(request, emu, login))
     rule = emu.faults.take(request.method, _GHES_PREFIX.sub("", request.url.path))
     try:

@@ -27,6 +27,7 @@ from github_emulator.model import (
     CheckSuite,
     Comment,
     Issue,
+    IssueEvent,
     Label,
     PullInfo,
     Repo,
@@ -89,7 +90,11 @@ class EmulatorState:
         self._review_comment_ids = itertools.count(5_000_000_001)
         self._check_suite_ids = itertools.count(6_000_000_001)
         self._check_run_ids = itertools.count(8_000_000_001)
+        self._issue_event_ids = itertools.count(9_000_000_001)
         self._pushes = itertools.count(1)
+        # Former names of renamed or transferred repositories (lower-cased) → the repository:
+        # their REST URLs redirect to the current name (see `moved`).
+        self.former_names: dict[str, Repo] = {}
 
     # -- users and repositories -------------------------------------------------
 
@@ -133,6 +138,44 @@ class EmulatorState:
         repo.refs[f"refs/heads/{default_branch}"] = fake_sha(full_name, default_branch)
         self.repos[full_name.lower()] = repo
         return repo
+
+    def rename_repo(self, repo: Repo, new_full_name: str, *, sender: str) -> list[Event]:
+        """Rename (new name) or transfer (new owner) `repo`; its id, issues, pulls and
+        refs stay. The old `owner/name` then redirects (`moved_repo`); webhooks carry the
+        new name. Emits `repository.renamed` and/or `repository.transferred`."""
+        owner, _, name = new_full_name.partition("/")
+        if not owner or not name or "/" in name:
+            raise validation_failed({"resource": "Repository", "code": "invalid", "field": "name"})
+        if self.repos.get(new_full_name.lower(), repo) is not repo:
+            raise validation_failed(
+                {
+                    "resource": "Repository",
+                    "code": "custom",
+                    "field": "name",
+                    "message": "name already exists on this account",
+                }
+            )
+        old_owner, old_name, old_full = repo.owner, repo.name, repo.full_name
+        del self.repos[old_full.lower()]
+        if repo.clone_url == f"{self.render.web_url}/{old_full}.git":
+            repo.clone_url = f"{self.render.web_url}/{new_full_name}.git"
+        repo.owner, repo.name = self.user(owner), name
+        repo.roles.setdefault(owner.lower(), "admin")
+        self.repos[new_full_name.lower()] = repo
+        self.former_names[old_full.lower()] = repo
+        self.former_names.pop(new_full_name.lower(), None)
+        user, events = self.user(sender), []
+        if name != old_name:
+            events.append(self.events.repository_renamed(repo, user, old_name))
+        if repo.owner is not old_owner:
+            events.append(self.events.repository_transferred(repo, user, old_owner))
+        return events
+
+    def moved_repo(self, owner: str, name: str) -> Repo | None:
+        """The repository `owner/name` was renamed or transferred to (None: it names a
+        repository now, or never did)."""
+        key = f"{owner}/{name}".lower()
+        return None if key in self.repos else self.former_names.get(key)
 
     def repo(self, owner: str, name: str) -> Repo:
         """The repository, or GitHub's 404."""
@@ -212,6 +255,9 @@ class EmulatorState:
                 continue  # adding a present label is a no-op and sends nothing
             label = self._repo_label(repo, name)
             issue.labels.append(label)
+            issue.events.append(
+                IssueEvent(next(self._issue_event_ids), "labeled", sender, label.name)
+            )
             events.append(self.events.labeled("labeled", repo, issue, sender, label))
         if events:
             issue.updated_at = now()
@@ -226,6 +272,11 @@ class EmulatorState:
             if label.name.lower() == name.lower():
                 issue.labels.remove(label)
                 issue.updated_at = now()
+                issue.events.append(
+                    IssueEvent(
+                        next(self._issue_event_ids), "unlabeled", self.user(actor), label.name
+                    )
+                )
                 event = self.events.labeled("unlabeled", repo, issue, self.user(actor), label)
                 return list(issue.labels), [event]
         raise ApiError(404, "Label does not exist")

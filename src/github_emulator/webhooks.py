@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +50,35 @@ class Delivery:
     status_code: int | None = None
     error: str | None = None
     duration: float = 0.0
+    delivered_at: float = field(default_factory=time.time)  # when the attempt was made
+    headers: dict[str, str] = field(default_factory=dict)  # as sent (signatures included)
+
+    @property
+    def payload(self) -> Any:
+        """The JSON body."""
+        return json.loads(self.body)
+
+    def _ids(self, key: str) -> int | None:
+        value = self.payload.get(key) if isinstance(self.payload, dict) else None
+        found = value.get("id") if isinstance(value, dict) else None
+        return found if isinstance(found, int) else None
+
+    @property
+    def installation_id(self) -> int | None:
+        """`installation.id` of the payload (an App's delivery), else None."""
+        return self._ids("installation")
+
+    @property
+    def repository_id(self) -> int | None:
+        """`repository.id` of the payload, else None."""
+        return self._ids("repository")
+
+    @property
+    def repository(self) -> str | None:
+        """`repository.full_name` of the payload, else None."""
+        repo = self.payload.get("repository") if isinstance(self.payload, dict) else None
+        name = repo.get("full_name") if isinstance(repo, dict) else None
+        return name if isinstance(name, str) else None
 
     def as_json(self) -> dict[str, Any]:
         """The delivery as the admin API lists it (payload included)."""
@@ -169,6 +198,8 @@ class WebhookSender:
 
     async def _post(self, delivery: Delivery) -> Delivery:
         self.deliveries.append(delivery)
+        delivery.delivered_at = time.time()
+        delivery.headers = self._headers(delivery)
         if not self.url:
             delivery.error = "no webhook URL configured"
             return delivery
@@ -177,7 +208,7 @@ class WebhookSender:
         started = time.monotonic()
         try:
             response = await self._client.post(
-                self.url, content=delivery.body, headers=self._headers(delivery)
+                self.url, content=delivery.body, headers=delivery.headers
             )
             delivery.status_code = response.status_code
         except httpx.HTTPError as exc:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.sql import FromClause
 
 from agent_workflow.core.effects import Markers
+from agent_workflow.core.limits import AgentLimits
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.ports import AgentResult, Forge, Outcome
 from agent_workflow.core.rounds import RoundLimits
@@ -26,6 +27,7 @@ __all__ = [
     "LEASE_S",
     "MARKERS",
     "MARKER_SECRET",
+    "UNLIMITED",
     "Seeded",
     "count_rows",
     "make_core",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 LEASE_S = 30.0
+UNLIMITED = AgentLimits(max_agents=1_000, max_agents_per_repo=1_000, daily_budget_usd=None)
+"""Limits no scenario here reaches (each test of the limits passes its own)."""
 MARKER_SECRET = b"core-tests-marker-secret"
 MARKERS = Markers(MARKER_SECRET)
 """How the cores built here sign their effect markers."""
@@ -49,6 +53,7 @@ def make_core(
     round_limits: RoundLimits = ROUND_LIMITS,
     progress_interval_s: float | None = None,
     pr_draft: bool = False,
+    limits: AgentLimits | None = None,
 ) -> Core:
     """A core over `forge` (the memory twin by default) with a fake clock and no backoff.
 
@@ -67,6 +72,7 @@ def make_core(
             task_budget_usd=None,
             progress_interval_s=progress_interval_s,
             pr_draft=pr_draft,
+            limits=limits or UNLIMITED,
         ),
         clock=clock,
         own_login=BOT,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
+from agent_workflow.core.errors import PhaseBusy
 from agent_workflow.core.hooks import LABEL_BLOCKED
 from agent_workflow.core.model import Intent, Phase, PhaseStatus, RoundTrigger, Task
-from agent_workflow.core.ports import CheckRun
+from agent_workflow.core.ports import AgentRequest, AgentResult, CheckRun
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.routed import Action
 from agent_workflow.core.wiring import Core
@@ -254,3 +256,60 @@ async def test_pr_draft__the_delivered_pull_request_opens_as_a_draft(
         pull = await world.forge.find_pull_request(REPO, f"agent/issue-{issue}")
         assert pull is not None
         assert pull.draft is draft
+
+
+class _HeldAgent(ScriptedAgent):
+    """The scripted agent, holding its revise run until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        if request.phase is Phase.REVISE:
+            self.started.set()
+            await self.release.wait()
+        return await super().run(request)
+
+
+async def test_rounds__a_review_round_and_a_repair_never_overlap(
+    store: Store, clock: FakeClock, world: World
+) -> None:
+    agent = _HeldAgent()
+    core = make_core(store, clock, forge=world.forge, agent=agent)
+    task = await _delivered(core, store, world)
+    assert task.pr_number is not None
+    assert task.head_sha is not None
+    review_id, _ = await world.review(task.pr_number, COMMENTS)
+    await world.fail_checks(task.head_sha, FAILED)
+    revising = asyncio.create_task(core.router.route(_review(task, review_id)))
+    await agent.started.wait()
+
+    # Both would work on the PR's branch: the repair waits, without reading GitHub.
+    await world.reset_calls()
+    with pytest.raises(PhaseBusy):
+        await core.router.route(_checks(task, task.head_sha))
+    assert await world.calls() == {}
+
+    agent.release.set()
+    await revising
+    assert (await _rounds(store), _runs(agent, Phase.REPAIR)) == (1, 0)
+
+
+async def test_review__a_refused_reply_loses_that_reply_not_the_round(
+    store: Store, clock: FakeClock, world: World
+) -> None:
+    core = make_core(store, clock, forge=world.forge, agent=ScriptedAgent())
+    task = await _delivered(core, store, world)
+    assert task.pr_number is not None
+    review_id, comment_ids = await world.review(task.pr_number, COMMENTS)
+    await world.refuse("reply_to_review_comment", 422, times=1)  # e.g. a deleted comment
+
+    await core.router.route(_review(task, review_id))
+
+    revise = await store.phases.get(task.id, Phase.REVISE)
+    assert revise is not None
+    assert (revise.status, revise.effects_done) == (PhaseStatus.COMPLETE, True)
+    assert len(await world.thread_replies(task.pr_number)) == len(comment_ids) - 1
+    assert sum("## Review round 1" in b for b in await _pr_bodies(world, task)) == 1

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from agent_workflow.agents.claude import DEFAULT_LIMITS, ClaudeAgent, ClaudeConfig, PhaseLimits
 from agent_workflow.agents.compound import solution_slug
 from agent_workflow.core.clock import now
+from agent_workflow.core.limits import AgentLimits
 from agent_workflow.core.model import Event, Intent, Phase
 from agent_workflow.core.runner import RunnerSettings, session_id_for
 from agent_workflow.core.wiring import Core, build_core
@@ -139,6 +140,7 @@ def make_core(
         task_budget_usd=task_budget_usd,
         progress_interval_s=None,  # these scenarios count the phases' own comments
         pr_draft=False,
+        limits=AgentLimits(max_agents=1_000, max_agents_per_repo=1_000, daily_budget_usd=None),
     )
     return build_core(
         store,

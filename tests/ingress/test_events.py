@@ -46,6 +46,16 @@ def test_parse__label_agent__start_plan_with_issue_facts() -> None:
     )
 
 
+def test_parse__repository_id__is_kept_beside_the_name() -> None:
+    """Tasks are keyed by it: a renamed repository keeps its id, not its name."""
+    payload = labeled("agent")
+    payload["repository"]["id"] = 42
+    assert _event(parse("issues", payload, "d", TRIGGERS)).repo_id == 42
+    payload["repository"]["id"] = "42"
+    with pytest.raises(BadEvent, match=r"repository\.id"):
+        parse("issues", payload, "d", TRIGGERS)
+
+
 def test_parse__label_agent_approved__approve() -> None:
     assert (
         _event(parse("issues", labeled("agent-approved"), "d", TRIGGERS)).intent is Intent.APPROVE
@@ -311,6 +321,7 @@ def test_parse__review_changes_requested__revise_round_keyed_by_the_review() -> 
             review_id=237895671,
             instruction="Rename the helper.\nAnd test it.",
         ),
+        repo_id=186853002,  # `repository.id`: it survives a rename
     )
 
 
@@ -386,6 +397,7 @@ def test_parse__review_comment_command__revise_keyed_by_the_comment() -> None:
         review_id=237895671,
         comment_id=284312630,
         instruction="rename the helper\nand its test",
+        thread_id=284312630,  # a thread's first comment: answered in its own thread
     )
 
 
@@ -602,3 +614,12 @@ def test_parse__round_ids_beyond_32_bits__kept() -> None:
     event = _event(parse("issue_comment", payload, "d", TRIGGERS))
     assert event.round is not None
     assert event.round.key == f"comment:{2**33}"
+
+
+def test_parse__a_command_written_as_a_reply__answered_in_the_threads_first_comment() -> None:
+    payload = review_commented("/agent rename the helper")
+    payload["comment"]["in_reply_to_id"] = 111
+    event = parse("pull_request_review_comment", payload, "d-reply", TRIGGERS)
+    assert isinstance(event, Event)
+    assert event.round is not None
+    assert (event.round.comment_id, event.round.thread_id) == (payload["comment"]["id"], 111)

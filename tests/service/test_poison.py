@@ -69,6 +69,7 @@ def _sweeper(store: Store, queue: RecordingQueue, clock: FakeClock) -> Sweeper:
         retention_s=30 * 86_400,
         tidy_interval_s=3_600,
         janitor=None,
+        daily_budget_usd=None,
     )
 
 

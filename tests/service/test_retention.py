@@ -31,6 +31,7 @@ def _sweeper(store: Store, clock: FakeClock) -> Sweeper:
         retention_s=RETENTION_S,
         tidy_interval_s=3_600,
         janitor=None,
+        daily_budget_usd=None,
     )
 
 
@@ -140,6 +141,7 @@ async def test_run__tidies_at_start_then_every_tidy_interval(
         retention_s=RETENTION_S,
         tidy_interval_s=3_600,
         janitor=janitor,  # type: ignore[arg-type]
+        daily_budget_usd=None,
     )
     stop = asyncio.Event()
     loop = asyncio.create_task(sweeper.run(stop))

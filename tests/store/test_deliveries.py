@@ -116,5 +116,6 @@ def test_event_to_json__round_is_an_object_of_its_fields() -> None:
         "comment_id": None,
         "head_sha": "a" * 40,
         "instruction": "",
+        "thread_id": None,
     }
     assert event_from_json(event_to_json(REPAIR)) == REPAIR

@@ -1,4 +1,10 @@
-"""Build the configured agent (`AW_AGENT`) from settings."""
+"""Build the configured agent (`AW_AGENT`) from settings.
+
+The agents built here get no process-local `RunLimiter`: `AW_MAX_AGENTS` and
+`AW_MAX_AGENTS_PER_REPO` are enforced deployment-wide by the core's runner, which
+runs every agent inside a slot leased in the database (`core.limits`). The limiter
+remains only for an agent driven without a runner and its store (`run_phase` callers
+that pass one)."""
 
 from __future__ import annotations
 
@@ -11,21 +17,17 @@ from agent_workflow.agents.model_proxy import ModelCredential, ModelProxy
 from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
 from agent_workflow.core.ports import PushTokens, UsageMeter
-from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import FixedPushToken, Workspace
 
 
-def _workspace(settings: Settings, push_tokens: PushTokens | None) -> tuple[Workspace, RunLimiter]:
+def _workspace(settings: Settings, push_tokens: PushTokens | None) -> Workspace:
     if push_tokens is None and settings.github_token is not None:
         push_tokens = FixedPushToken(settings.github_token.get_secret_value())
-    return (
-        Workspace(
-            settings.workspace_dir.expanduser().resolve(),
-            allow_workflow_changes=settings.allow_workflow_changes,
-            # Global git config (credential helpers) is ignored: the push gets the token.
-            push_tokens=push_tokens,
-        ),
-        RunLimiter(max_runs=settings.max_agents, max_runs_per_repo=settings.max_agents_per_repo),
+    return Workspace(
+        settings.workspace_dir.expanduser().resolve(),
+        allow_workflow_changes=settings.allow_workflow_changes,
+        # Global git config (credential helpers) is ignored: the push gets the token.
+        push_tokens=push_tokens,
     )
 
 
@@ -65,7 +67,7 @@ def claude_agent(
         )
         for phase, d in DEFAULT_LIMITS.items()
     }
-    workspace, limiter = _workspace(settings, push_tokens)
+    workspace = _workspace(settings, push_tokens)
     config = ClaudeConfig(
         limits=limits,
         model=settings.claude_model,
@@ -73,7 +75,7 @@ def claude_agent(
         sandbox=settings.agent_sandbox == "on",
         allowed_domains=sandbox.parse_domains(settings.agent_allowed_domains),
     )
-    return ClaudeAgent(workspace, config, limiter, proxy)
+    return ClaudeAgent(workspace, config, None, proxy)
 
 
 def command_agent(settings: Settings, push_tokens: PushTokens | None = None) -> CommandAgent:
@@ -86,13 +88,13 @@ def command_agent(settings: Settings, push_tokens: PushTokens | None = None) -> 
             "AW_AGENT_ALLOWED_DOMAINS is only supported for the Claude agent"
             " (AW_AGENT=command runs without any network)"
         )
-    workspace, limiter = _workspace(settings, push_tokens)
+    workspace = _workspace(settings, push_tokens)
     config = CommandConfig(
         command=settings.agent_command,
         env_allow=_env_allow(settings),
         sandbox=settings.agent_sandbox == "on",
     )
-    return CommandAgent(workspace, config, limiter)
+    return CommandAgent(workspace, config)
 
 
 def _env_allow(settings: Settings) -> tuple[str, ...]:

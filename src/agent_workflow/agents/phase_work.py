@@ -193,19 +193,22 @@ async def _commit_and_push(
     request: AgentRequest,
     result: AgentResult,
     *,
-    since_remote: bool = False,
+    since: str | None = None,
 ) -> dict[str, str] | None:
     """Commit leftovers and push; None when the branch has nothing beyond the base (or,
-    `since_remote`, nothing beyond the remote branch as last fetched)."""
+    for a round, nothing beyond `since`: the head when the round opened, so a round that
+    pushed before a kill still reports what it pushed)."""
     await workspace.commit_all(worktree, _commit_message(request, result))
     if request.phase is not Phase.COMPOUND:
         caught = await workspace.catch_up(worktree)
         if caught.conflicts:
             raise BaseConflict(caught.conflicts)
-    if since_remote:
-        clone = workspace.clone_path(worktree.repo)
-        remote = await workspace.remote_sha(clone, worktree.branch or request.branch)
-        if await workspace.head(worktree) == remote:
+    if request.phase.is_round:
+        start = since
+        if start is None:  # a round recorded before its start was: the fetched remote head
+            clone = workspace.clone_path(worktree.repo)
+            start = await workspace.remote_sha(clone, worktree.branch or request.branch)
+        if await workspace.head(worktree) == start:
             return None
     elif await workspace.commits_ahead(worktree) == 0:
         return None
@@ -258,7 +261,8 @@ async def _finish_round(
     result = dataclasses.replace(result, text=summary, artifacts={**result.artifacts, **replies})
     try:
         # Only new commits on the pushed branch: a fast-forward push, never forced.
-        pushed = await _commit_and_push(workspace, worktree, request, result, since_remote=True)
+        since = request.round.start_sha if request.round is not None else ""
+        pushed = await _commit_and_push(workspace, worktree, request, result, since=since or None)
     except (WorkflowChangesRefused, BaseConflict) as exc:
         return _refused_push(result, exc)
     if pushed is None:

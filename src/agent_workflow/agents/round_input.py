@@ -41,8 +41,8 @@ def render(work: RoundWork) -> str:
         if c.diff_hunk:
             parts += ["<diff_hunk>", _cut(c.diff_hunk, MAX_HUNK_CHARS), "</diff_hunk>"]
         parts.append("</comment>")
-    if work.trigger.comment_id is not None and not work.threads and work.trigger.review_id:
-        parts.append(f"(Reply to comment {work.trigger.comment_id}: it asked for this round.)")
+    if work.trigger.thread_id is not None and not work.threads:
+        parts.append(f"(Reply to comment {work.trigger.thread_id}: it asked for this round.)")
     for check in work.checks:
         parts += [f'<check name="{check.name}" conclusion="{check.conclusion}">']
         for label, value in (("title", check.title), ("summary", check.summary)):

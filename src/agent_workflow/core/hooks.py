@@ -13,11 +13,13 @@ stays in `phase_runs.blocked_reason` and the logs.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agent_workflow.core.effects import Effect, EffectKind, EffectRow, effect_key
+from agent_workflow.core.errors import EffectRefused
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.neutralise import TITLE_LIMIT, cap_title, neutralise
@@ -59,7 +61,7 @@ class HookContext:
     def key(self, name: str) -> str:
         """The deterministic effect key for `name` in this run's attempt."""
         return effect_key(
-            self.task.repo, self.task.issue_number, self.run.phase, self.run.attempt, name
+            self.task.effect_repo, self.task.issue_number, self.run.phase, self.run.attempt, name
         )
 
     def comment(self, name: str, body: str = "") -> Effect:
@@ -229,10 +231,14 @@ async def on_revise_complete(ctx: HookContext) -> None:
         for comment_id in _threads(work)
     ]
     summary = neutralise(ctx.run.result_text or "") or "Revised as asked."
-    await ctx.perform_all(
-        *replies,
-        ctx.pr_comment("round-summary", f"## Review round {number}\n\n{summary}\n\n{pushed}"),
-    )
+    comment = ctx.pr_comment("round-summary", f"## Review round {number}\n\n{summary}\n\n{pushed}")
+    await ctx.begin(*replies, comment)
+    for reply in replies:
+        # A thread GitHub will not take a reply in (deleted, or not a thread's first
+        # comment) loses that reply (recorded `refused`, never resent), not the round.
+        with contextlib.suppress(EffectRefused):
+            await ctx.perform(reply)
+    await ctx.perform(comment)
 
 
 async def on_repair_complete(ctx: HookContext) -> None:
@@ -256,9 +262,8 @@ def _threads(work: RoundWork) -> list[int]:
     """The review threads a revise round answers: each comment of the review that starts
     one, or the thread of the `/agent …` review comment that asked."""
     ids = [c.id for c in work.threads]
-    trigger = work.trigger
-    if trigger.comment_id is not None and trigger.review_id is not None and not ids:
-        ids.append(trigger.comment_id)
+    if work.trigger.thread_id is not None and not ids:
+        ids.append(work.trigger.thread_id)
     return ids
 
 

@@ -75,6 +75,9 @@ class RoundTrigger:
     comment_id: int | None = None  # the `/agent …` comment, or the review comment it is in
     head_sha: str = ""  # repair: the commit whose checks failed
     instruction: str = ""  # the review's body or the command's text, cleaned
+    # A command written as a review comment: the thread to answer in (its first comment;
+    # GitHub refuses a reply to a reply). None for a command in the PR conversation.
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class Event:
 
     delivery_id: str
     intent: Intent
-    repo: str  # "owner/name"
+    repo: str  # "owner/name" as the payload names it (a renamed repository's new name)
     issue_number: int
     actor: str
     actor_is_bot: bool = False
@@ -95,6 +98,9 @@ class Event:
     # REVISE/REPAIR: what started the round. `issue_number` is 0 when the payload names
     # only the pull request (a comment on it): the router finds the task by `pr_number`.
     round: RoundTrigger | None = None
+    # The repository's id (`repository.id`): it survives renames and transfers, so a task
+    # is found by it; None only in events stored before it was parsed.
+    repo_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class TaskInfo:
     body: str = ""
     clone_url: str = ""
     default_branch: str = "main"
+    repo_id: int | None = None  # GitHub's id of the repository (None: not known yet)
 
     @property
     def branch(self) -> str:
@@ -116,11 +123,21 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class Task(TaskInfo):
-    """A stored task row."""
+    """A stored task row. `repo` is the repository's current `owner/name` (updated when
+    an event names it otherwise under the same `repo_id`): GitHub calls use it."""
 
     id: int = 0
     pr_number: int | None = None
     head_sha: str | None = None  # the pull request's head as we last pushed it
+    # The `owner/name` the task was created under. Effect keys (and so the markers in
+    # what we posted) are named with it: a rename must never change a key, or an effect
+    # begun before it would be performed again under a new one.
+    key_repo: str = ""
+
+    @property
+    def effect_repo(self) -> str:
+        """The name effect keys use: the one the task was created under."""
+        return self.key_repo or self.repo
 
 
 @dataclass(frozen=True)

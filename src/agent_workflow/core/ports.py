@@ -7,10 +7,10 @@ protocol is the narrow boundary the core sees; value types crossing it live here
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from agent_workflow.core.effects import EffectRow, EffectStart
 from agent_workflow.core.model import (
@@ -156,6 +156,7 @@ class RoundWork:
     comments: tuple[ReviewComment, ...] = ()  # revise: the review's comments
     checks: tuple[CheckRun, ...] = ()  # repair: the failing check runs
     signature: str = ""  # repair: what failed (names and first error lines), to spot a repeat
+    start_sha: str = ""  # the pull request's head (as we pushed it) when the round opened
 
     @property
     def threads(self) -> tuple[ReviewComment, ...]:
@@ -248,6 +249,65 @@ class PushTokens(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt in GitHub's hook-deliveries log (redeliveries share `guid`)."""
+
+    id: int  # the attempt's id, for `…/deliveries/{id}`
+    guid: str  # `X-GitHub-Delivery`: the inbox's key
+    delivered_at: float  # epoch seconds
+    status_code: int  # the receiver's answer; 0 when it could not be reached
+    event: str
+    redelivery: bool = False
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    """What GitHub sent in one delivery: its headers and JSON payload (no usable signature)."""
+
+    headers: dict[str, str]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LabelActor:
+    """Who last added a label to an issue: its timeline event's id and the user object."""
+
+    event_id: int
+    user: dict[str, Any]
+
+
+@runtime_checkable
+class HookLog(Protocol):
+    """GitHub's record of the webhooks it sent, and the reads reconciliation needs
+    (the GitHub adapter implements it). `hook` is `(owner/repo, hook id)` for a
+    repository webhook, None for the GitHub App's own."""
+
+    def hook_deliveries(self, hook: tuple[str, int] | None) -> AsyncIterator[HookDelivery]:
+        """Every attempt, newest first, following GitHub's cursor pagination lazily."""
+        ...
+
+    async def hook_delivery(self, hook: tuple[str, int] | None, delivery_id: int) -> HookRequest:
+        """One attempt's request."""
+        ...
+
+    async def app_repositories(self) -> list[dict[str, Any]]:
+        """The repositories the App's installation reaches (`repository` objects)."""
+        ...
+
+    async def repository(self, repo: str) -> dict[str, Any]:
+        """One `repository` object."""
+        ...
+
+    def open_issues_labeled(self, repo: str, label: str) -> AsyncIterator[dict[str, Any]]:
+        """Open issues (not pull requests) carrying `label` (`issue` objects)."""
+        ...
+
+    async def label_actor(self, repo: str, issue_number: int, label: str) -> LabelActor | None:
+        """The last `labeled` event of `label` on the issue, or None when GitHub names none."""
+        ...
+
+
 @runtime_checkable
 class Agent(Protocol):
     """A coding agent. Must be cancellable: a worker that loses its lease cancels the run."""
@@ -285,6 +345,53 @@ class UsageMeter(Protocol):
         ...
 
 
+class Spending(Protocol):
+    """What the whole deployment has spent (`AW_DAILY_BUDGET_USD` is checked against it)."""
+
+    async def spent_since(self, since: float) -> float:
+        """Spending since `since` (epoch seconds), over every task: per task the larger of
+        what the model proxy metered and what the agents reported."""
+        ...
+
+
+@dataclass(frozen=True)
+class SlotUse:
+    """A live agent slot, as `aw status` shows it."""
+
+    repo: str
+    holder: str
+    phase_run_id: int | None
+    acquired_at: float
+    lease_until: float
+
+
+class AgentSlots(Protocol):
+    """Leased agent slots shared by every worker of the deployment (`AW_MAX_AGENTS`,
+    `AW_MAX_AGENTS_PER_REPO`): a slot is live until released or until its lease passes."""
+
+    async def acquire(
+        self,
+        repo: str,
+        holder: str,
+        *,
+        phase_run_id: int | None,
+        max_total: int,
+        max_per_repo: int,
+        lease_s: float,
+        now: float,
+    ) -> int | None:
+        """Take a slot in one conditional statement; None while either cap is reached."""
+        ...
+
+    async def renew(self, slot_id: int, lease_s: float, now: float) -> bool:
+        """Extend the slot's lease; False when it had already expired or been released."""
+        ...
+
+    async def release(self, slot_id: int, now: float) -> None:
+        """Give the slot back."""
+        ...
+
+
 # -- the store ------------------------------------------------------------------
 
 
@@ -303,8 +410,16 @@ class TaskStore(Protocol):
         """Remember the delivered pull request (idempotent)."""
         ...
 
-    async def by_pull_request(self, repo: str, pr_number: int) -> Task | None:
-        """The task whose delivered pull request is `pr_number` in `repo`."""
+    async def by_pull_request(
+        self, repo: str, pr_number: int, repo_id: int | None = None
+    ) -> Task | None:
+        """The task whose delivered pull request is `pr_number` in `repo` (by the
+        repository's id when given: it survives renames)."""
+        ...
+
+    async def renamed(self, task_id: int, repo: str, repo_id: int, now: float) -> Task | None:
+        """Move the task to its repository's current `owner/name` and id (its effect
+        keys keep the name it was created under); None when there is no such task."""
         ...
 
 
@@ -315,14 +430,21 @@ class PhaseStore(Protocol):
         """The run of this phase of the task."""
         ...
 
-    async def for_issue(self, repo: str, issue_number: int) -> IssueState | None:
-        """The issue's task and all its phase runs in one read (the router's fast path)."""
+    async def for_issue(
+        self, repo: str, issue_number: int, repo_id: int | None = None
+    ) -> IssueState | None:
+        """The issue's task and all its phase runs in one read (the router's fast path);
+        by the repository's id when given (it survives renames), else by `repo`."""
         ...
 
     async def start(
         self, task_id: int, phase: Phase, trigger: str, owner: str, lease_s: float, now: float
     ) -> PhaseRun | None:
         """Create the phase and claim it at once; None when it already exists."""
+        ...
+
+    async def ensure(self, task_id: int, phase: Phase, trigger: str, now: float) -> PhaseRun:
+        """Create the phase pending (unclaimed) if absent; never resets an existing run."""
         ...
 
     async def claim(
@@ -432,10 +554,15 @@ class RoundStore(Protocol):
         """The round of the phase that pushed `sha`, if one did."""
         ...
 
+    async def count(self, task_id: int, phase: Phase) -> int:
+        """How many rounds the task's phase has had."""
+        ...
+
     async def record_push(
-        self, task_id: int, phase: Phase, attempt: int, sha: str, now: float
+        self, task_id: int, phase: Phase, attempt: int, sha: str, guard: Guard, now: float
     ) -> None:
-        """The task's pull request head is now `sha`, pushed by this attempt (idempotent)."""
+        """The task's pull request head is now `sha`, pushed by this attempt (idempotent);
+        fenced by `guard` (`LeaseLost` when stale)."""
         ...
 
 
@@ -460,4 +587,14 @@ class Store(Protocol):
     @property
     def rounds(self) -> RoundStore:
         """Rounds after the pull request."""
+        ...
+
+    @property
+    def slots(self) -> AgentSlots:
+        """The deployment's agent slots."""
+        ...
+
+    @property
+    def usage(self) -> Spending:
+        """What the deployment has spent."""
         ...

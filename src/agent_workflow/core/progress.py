@@ -116,7 +116,7 @@ def progress_effect(task: Task, phase: Phase, attempt: int, body: str = "") -> E
     """The attempt's progress comment: on the issue, or on the pull request for a round."""
     target = task.pr_number if phase.is_round and task.pr_number is not None else None
     return Effect(
-        effect_key(task.repo, task.issue_number, phase, attempt, PROGRESS_EFFECT),
+        effect_key(task.effect_repo, task.issue_number, phase, attempt, PROGRESS_EFFECT),
         EffectKind.COMMENT,
         task.repo,
         target if target is not None else task.issue_number,

@@ -126,11 +126,19 @@ class RoundRouter:
         existing = await self._store.rounds.find(task.id, phase, trigger.key)
         if existing is not None:
             return await self._drive(task, existing)
-        current = await self._store.phases.get(task.id, phase)
-        if current is not None and not (current.status.is_final and current.effects_done):
+        if await self._round_running(task):
+            # Perhaps this trigger's own round, opened a moment ago by a duplicate.
+            existing = await self._store.rounds.find(task.id, phase, trigger.key)
+            if existing is not None:
+                return await self._drive(task, existing)
             # Waiting for the running round costs no GitHub read (its input is read once,
-            # when this round can open).
-            raise PhaseBusy(f"the current {phase} round is not settled yet")
+            # when this round can open). Review and repair rounds never overlap: both
+            # work on the pull request's branch.
+            raise PhaseBusy(f"a round of task {task.id} is not settled yet")
+        if await self._store.rounds.count(task.id, phase) >= self._limits.of(phase):
+            # Past the limit no input is worth reading; `_open` says so (or finds this
+            # trigger's round, if a concurrent duplicate opened it meanwhile).
+            return await self._open(task, phase, RoundWork(trigger), event.delivery_id)
         work = await self._input(task, phase, trigger)
         if phase is Phase.REPAIR and not work.checks:
             return Routed(Action.NOOP, "no failing checks on that commit", phase)
@@ -174,9 +182,20 @@ class RoundRouter:
         if event.pr_number is not None and event.pr_number != task.pr_number:
             return None, f"PR #{event.pr_number} is not the task's pull request"
         if from_checks(event) and event.round is not None and event.round.head_sha != task.head_sha:
+            if await self._round_running(task):
+                # The running round may have pushed this very commit and not recorded it.
+                raise PhaseBusy(f"a round of task {task.id} is not settled yet")
             # A commit a person pushed (or an older one of ours) is left alone.
             return None, "checks of a commit that is not our head"
         return task, ""
+
+    async def _round_running(self, task: Task) -> bool:
+        """True while a revise or repair attempt of the task is not settled."""
+        for phase in (Phase.REVISE, Phase.REPAIR):
+            run = await self._store.phases.get(task.id, phase)
+            if run is not None and not (run.status.is_final and run.effects_done):
+                return True
+        return False
 
     async def _drive(self, task: Task, found: Round) -> Routed:
         run = await self._store.phases.get(task.id, found.phase)
@@ -194,12 +213,17 @@ class RoundRouter:
                     task.repo, task.pr_number, trigger.review_id
                 )
                 comments = tuple(found)
-            return RoundWork(trigger, comments=comments)
+            return RoundWork(trigger, comments=comments, start_sha=task.head_sha or "")
         sha = trigger.head_sha or task.head_sha or ""
         checks = tuple(
             c for c in await self._forge.check_runs(task.repo, sha) if c.conclusion in FAILING
         )
-        return RoundWork(trigger, checks=checks, signature=failure_signature(checks))
+        return RoundWork(
+            trigger,
+            checks=checks,
+            signature=failure_signature(checks),
+            start_sha=task.head_sha or "",
+        )
 
     async def _repeats(self, task: Task, work: RoundWork) -> bool:
         """True (and the task blocked, once) when a repair round pushed this commit and its
@@ -228,7 +252,7 @@ class RoundRouter:
         """One comment on the pull request and the `agent-blocked` label, exactly once."""
         assert task.pr_number is not None
         scope = Scope(task.id, phase.value, attempt, None)
-        key = effect_key(task.repo, task.issue_number, phase, attempt, name)
+        key = effect_key(task.effect_repo, task.issue_number, phase, attempt, name)
         effects = (
             Effect(key, EffectKind.COMMENT, task.repo, task.pr_number, body=body),
             Effect(

@@ -102,6 +102,7 @@ class Router:
         # One read answers most events: the task and all its phases.
         if state is UNREAD or (state is None and not event.issue_number):
             state = await self._state(event)
+        state = await self._current(event, state)
         settled = self._settled(event, state)
         if settled is not None:
             return settled
@@ -109,6 +110,7 @@ class Router:
             case Intent.START_PLAN:
                 if state is None:
                     task = await self._store.tasks.ensure(_info(event), self._clock())
+                    task = await self._moved(event, task)  # created under an older name
                     return await self._run(task, Phase.PLAN, None, event)
                 return await self._run(state.task, Phase.PLAN, state.runs.get(Phase.PLAN), event)
             case Intent.APPROVE:
@@ -126,11 +128,27 @@ class Router:
         """The issue's state; a comment on a pull request names only the PR."""
         repo, number = event.repo, event.issue_number
         if not number and event.pr_number is not None:
-            task = await self._store.tasks.by_pull_request(repo, event.pr_number)
+            task = await self._store.tasks.by_pull_request(repo, event.pr_number, event.repo_id)
             if task is None:
                 return None
             number = task.issue_number
-        return await self._store.phases.for_issue(repo, number)
+        return await self._store.phases.for_issue(repo, number, event.repo_id)
+
+    async def _current(self, event: Event, state: IssueState | None) -> IssueState | None:
+        """The state with its task under its repository's current name (see `_moved`)."""
+        if state is None:
+            return None
+        return IssueState(await self._moved(event, state.task), state.runs)
+
+    async def _moved(self, event: Event, task: Task) -> Task:
+        """The task under the name its repository has now: an event that names the task's
+        repository (by id) otherwise moves it there (one statement, only on a change), so
+        every later GitHub call uses the current `owner/name`. Effect keys do not move."""
+        if event.repo_id is None or (task.repo, task.repo_id) == (event.repo, event.repo_id):
+            return task
+        log.info("task.repository_renamed", task=task.id, old=task.repo, new=event.repo)
+        moved = await self._store.tasks.renamed(task.id, event.repo, event.repo_id, self._clock())
+        return moved or task
 
     def _settled(self, event: Event, state: IssueState | None) -> Routed | None:
         """The common duplicate: the phase this event would run is settled, or held by a
@@ -186,7 +204,7 @@ class Router:
     async def _approve_too_early(self, task: Task, plan_attempt: int) -> None:
         """Say once per plan attempt that approval must wait for the plan."""
         name = f"{HINT_PREFIX}approve-too-early"
-        key = effect_key(task.repo, task.issue_number, Phase.PLAN, plan_attempt, name)
+        key = effect_key(task.effect_repo, task.issue_number, Phase.PLAN, plan_attempt, name)
         body = "The plan is not ready yet; comment `/approve` again once it has been posted."
         effect = Effect(key, EffectKind.COMMENT, task.repo, task.issue_number, body=body)
         with contextlib.suppress(EffectRefused):  # a hint the issue refuses is dropped (logged)
@@ -240,4 +258,5 @@ def _info(event: Event) -> TaskInfo:
         body=event.body,
         clone_url=event.clone_url,
         default_branch=event.default_branch,
+        repo_id=event.repo_id,
     )

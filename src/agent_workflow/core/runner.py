@@ -7,6 +7,10 @@ Every entry reads the run's recovery point (`core.recovery`) and acts on it:
   effects outstanding     → claim the effects → run the hooks (only what is outstanding)
   effects held elsewhere  → a live holder performs them: return
   settled                 → nothing to do
+
+Before an agent starts, the deployment's limits apply (`core.limits`): past the daily
+budget a claimable phase is not claimed (it waits, pending, for the sweeper after the
+day rolls over), and the agent runs only inside a slot leased in the database.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from agent_workflow.core.hooks import (
 )
 from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
+from agent_workflow.core.limits import AgentLimits, SlotRequest, budget_reached, holding, take_slot
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.ports import (
     Agent,
@@ -68,6 +73,7 @@ class RunnerSettings:
     task_budget_usd: float | None  # cap on one task's spending across attempts (None: none)
     progress_interval_s: float | None  # live progress: at most one edit per this (None: off)
     pr_draft: bool  # open the delivered pull request as a draft
+    limits: AgentLimits  # agents at once and the daily budget, across every worker
 
 
 class Executed(StrEnum):
@@ -77,6 +83,7 @@ class Executed(StrEnum):
     HELD_ELSEWHERE = "held_elsewhere"  # a live lease elsewhere holds the agent or the effects
     LEASE_LOST = "lease_lost"  # this worker lost its lease midway; the new holder goes on
     NOT_STARTED = "not_started"  # the phase has no run
+    WAITING = "waiting"  # the daily budget is spent: left pending, unclaimed, for the sweeper
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,9 @@ class PhaseRunner:
         s = self._settings
         run = known
         if run is None and trigger is not None:
-            claimed = await phases.start(task.id, phase, trigger, s.owner, s.lease_s, self._clock())
-            if claimed is not None:
-                return await self._run_claimed(task, claimed)
+            started = await self._start(task, phase, trigger)
+            if started is not None:
+                return started
         # A pass returns, or re-reads after losing a claim race to another worker (who
         # then holds the run, so the next pass returns); many passes are a bug, not a wait.
         for _ in range(2 * (s.max_failures + 2)):
@@ -134,11 +141,11 @@ class PhaseRunner:
             now = self._clock()
             match recovery_point(run, now):
                 case RecoveryPoint.CLAIMABLE:
-                    claimed = await phases.claim(task.id, phase, s.owner, s.lease_s, now)
-                    if claimed is None:
+                    done = await self._claim(task, run, now)
+                    if done is None:
                         run = None  # lost the race: re-read and see who has it
                         continue
-                    return await self._run_claimed(task, claimed)
+                    return done
                 case RecoveryPoint.EFFECTS_OUTSTANDING:
                     claimed = await phases.claim_effects(task.id, phase, s.owner, s.lease_s, now)
                     if claimed is None:
@@ -152,6 +159,26 @@ class PhaseRunner:
                 case point:  # pragma: no cover - a new point without a branch is a loud bug
                     raise AssertionError(f"no action for recovery point {point!r}")
         raise AssertionError(f"phase {phase} of task {task.id} made no progress")
+
+    async def _claim(self, task: Task, run: PhaseRun, now: float) -> Execution | None:
+        """Claim a claimable run and run it; None when another worker claimed it first.
+        While the daily budget is spent nothing is claimed: the run waits as it is."""
+        if await self._over_budget(task, run.phase):
+            return Execution(Executed.WAITING, run.status)
+        s = self._settings
+        claimed = await self._store.phases.claim(task.id, run.phase, s.owner, s.lease_s, now)
+        return None if claimed is None else await self._run_claimed(task, claimed)
+
+    async def _start(self, task: Task, phase: Phase, trigger: str) -> Execution | None:
+        """A phase with no run yet: created claimed and run (one statement), or created
+        pending while the daily budget is spent; None when it exists already."""
+        s = self._settings
+        phases = self._store.phases
+        if await self._over_budget(task, phase):
+            await phases.ensure(task.id, phase, trigger, self._clock())
+            return Execution(Executed.WAITING, PhaseStatus.PENDING)
+        claimed = await phases.start(task.id, phase, trigger, s.owner, s.lease_s, self._clock())
+        return None if claimed is None else await self._run_claimed(task, claimed)
 
     async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
         """Run the agent under the claim; a final result goes on to its effects."""
@@ -167,13 +194,65 @@ class PhaseRunner:
         # `max_failures`, so this recursion is bounded): claim it anew, resuming the session.
         return await self.execute(task, run.phase, known=run)
 
+    # -- the limits --------------------------------------------------------------
+
+    async def _over_budget(self, task: Task, phase: Phase) -> bool:
+        """True (logged) when the daily budget is spent: no agent may start today."""
+        limits = self._settings.limits
+        reached = await budget_reached(self._store.usage, limits.daily_budget_usd, self._clock())
+        if reached is None:
+            return False
+        log.info(
+            "phase.waiting_for_budget",
+            task=task.id,
+            phase=phase,
+            spent_usd=round(reached.spent_usd, 4),
+            budget_usd=reached.budget_usd,
+            resumes_at=reached.resumes_at,
+        )
+        return True
+
+    async def _slot(self, task: Task, run: PhaseRun) -> tuple[int, PhaseRun]:
+        """A slot for the agent run, and `run` with the lease as it stands afterwards.
+
+        A slot free at once costs one statement. Otherwise the wait goes on under the
+        phase lease (heartbeat), and the lease is renewed once more at its end so the
+        agent starts with a fresh one; `LeaseLost` if it went meanwhile.
+        """
+        s = self._settings
+        want = SlotRequest(task.repo, s.owner, run.id, s.lease_s, s.heartbeat_s)
+        slots = self._store.slots
+        slot = await take_slot(slots, s.limits, want, self._clock, wait=False)
+        if slot is not None:
+            return slot, run
+        log.info("agent.waiting_for_slot", task=task.id, phase=run.phase, repo=task.repo)
+        waited = take_slot(slots, s.limits, want, self._clock, wait=True)
+        slot = await self._under_lease(run.guard, _lease_until(run), waited)
+        assert slot is not None  # waiting returns only with a slot
+        now = self._clock()
+        if not await self._store.phases.heartbeat(run.guard, s.lease_s, now):
+            await slots.release(slot, now)
+            raise LeaseLost(f"phase run {run.id}: fence {run.fence} is stale")
+        return slot, replace(run, lease_until=now + s.lease_s)
+
     # -- the agent ---------------------------------------------------------------
 
     async def _run_agent(self, task: Task, run: PhaseRun, reporter: Reporter | None) -> PhaseRun:
-        """Run or resume the agent under `run`'s fence; record the result fenced.
+        """Run or resume the agent under `run`'s fence, in an agent slot; record the
+        result fenced. The slot is held from just before the agent's audit row
+        (`agent_runs.started_at`) until the result is recorded.
 
         Returns the row as recorded; raises `LeaseLost` when the fence went stale.
         """
+        slot, run = await self._slot(task, run)
+        s = self._settings
+        want = SlotRequest(task.repo, s.owner, run.id, s.lease_s, s.heartbeat_s)
+        async with holding(self._store.slots, slot, want, self._clock):
+            return await self._run_agent_in_slot(task, run, reporter)
+
+    async def _run_agent_in_slot(
+        self, task: Task, run: PhaseRun, reporter: Reporter | None
+    ) -> PhaseRun:
         s = self._settings
         phases = self._store.phases
         session_id = session_id_for(task.id, run.phase, run.attempt)
@@ -293,7 +372,7 @@ class PhaseRunner:
 
         async def record_push(sha: str) -> None:
             await self._store.rounds.record_push(
-                task.id, run.phase, run.attempt, sha, self._clock()
+                task.id, run.phase, run.attempt, sha, run.guard, self._clock()
             )
 
         if run.status is not PhaseStatus.COMPLETE:

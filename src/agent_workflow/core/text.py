@@ -20,3 +20,18 @@ def clean_text(text: str) -> str:
         if ch in _KEEP
         or (unicodedata.category(ch) not in _INVISIBLE and unicodedata.category(ch) != "Cc")
     )
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: object) -> object:
+    """`value` (JSON-shaped) with NUL and lone surrogates replaced by U+FFFD in every
+    string: text GitHub hands us may hold them, and PostgreSQL's JSONB refuses both."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value

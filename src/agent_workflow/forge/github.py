@@ -10,7 +10,8 @@ count as success, so the effect ledger can simply perform again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, cast, get_args
 from urllib.parse import quote
@@ -18,7 +19,16 @@ from urllib.parse import quote
 import httpx
 
 from agent_workflow.core.errors import ForgeError, UncertainOutcome
-from agent_workflow.core.ports import CheckRun, Comment, Permission, PullRequest, ReviewComment
+from agent_workflow.core.ports import (
+    CheckRun,
+    Comment,
+    HookDelivery,
+    HookRequest,
+    LabelActor,
+    Permission,
+    PullRequest,
+    ReviewComment,
+)
 from agent_workflow.forge.auth import AppAuth, TokenAuth
 from agent_workflow.forge.http import (
     ForgeStats,
@@ -353,22 +363,112 @@ class GitHubForge:
             raise ForgeError("GET /user answered without a login")
         return login
 
+    # -- the hook-deliveries log and reconciliation (`HookLog`) ---------------------------
+
+    def _app_authorization(self) -> str:
+        auth = self.http.auth
+        if not isinstance(auth, AppAuth):
+            raise ForgeError("the App's hook deliveries need GitHub App credentials")
+        return f"Bearer {auth.app_jwt()}"
+
+    @staticmethod
+    def _hook_path(hook: tuple[str, int] | None) -> str:
+        if hook is None:
+            return "/app/hook/deliveries"
+        return f"{_repo_path(hook[0])}/hooks/{int(hook[1])}/deliveries"
+
+    async def hook_deliveries(self, hook: tuple[str, int] | None) -> AsyncIterator[HookDelivery]:
+        """Every attempt of the App's webhook (`hook` None, App JWT) or of a repository's
+        (token), newest first; pages (GitHub's `cursor` in the `Link: rel="next"`) are read
+        only as far as the caller iterates."""
+        query: dict[str, str | int] = {"per_page": PER_PAGE}
+        async for item in self._pages(self._hook_path(hook), query, as_app=hook is None):
+            try:
+                yield HookDelivery(
+                    id=int(item["id"]),
+                    guid=str(item["guid"]),
+                    delivered_at=datetime.fromisoformat(item["delivered_at"]).timestamp(),
+                    status_code=int(item.get("status_code") or 0),
+                    event=str(item.get("event") or ""),
+                    redelivery=bool(item.get("redelivery")),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ForgeError(f"unexpected hook delivery: {item!r:.200}") from exc
+
+    async def hook_delivery(self, hook: tuple[str, int] | None, delivery_id: int) -> HookRequest:
+        """One attempt's request: `request.headers` and `request.payload`."""
+        authorization = self._app_authorization() if hook is None else None
+        path = f"{self._hook_path(hook)}/{int(delivery_id)}"
+        data = _ok(await self.http.request("GET", path, authorization=authorization))
+        request = data.get("request") if isinstance(data, dict) else None
+        headers = request.get("headers") if isinstance(request, dict) else None
+        payload = request.get("payload") if isinstance(request, dict) else None
+        if not isinstance(headers, dict) or not isinstance(payload, dict):
+            raise ForgeError(f"hook delivery {delivery_id} has no request headers and payload")
+        return HookRequest({str(k): str(v) for k, v in headers.items()}, payload)
+
+    async def app_repositories(self) -> list[dict[str, Any]]:
+        """`GET /installation/repositories` (the installation token)."""
+        pages = self._pages(
+            "/installation/repositories", {"per_page": PER_PAGE}, key="repositories"
+        )
+        return [item async for item in pages]
+
+    async def repository(self, repo: str) -> dict[str, Any]:
+        """`GET /repos/{owner}/{repo}`."""
+        data = _ok(await self.http.request("GET", _repo_path(repo)))
+        if not isinstance(data, dict):
+            raise ForgeError(f"unexpected repository answer for {repo}")
+        return data
+
+    async def open_issues_labeled(self, repo: str, label: str) -> AsyncIterator[dict[str, Any]]:
+        """Open issues carrying `label` (the issues list also holds pull requests: skipped)."""
+        query: dict[str, str | int] = {"state": "open", "labels": label, "per_page": PER_PAGE}
+        async for item in self._pages(f"{_repo_path(repo)}/issues", query):
+            if isinstance(item, dict) and item.get("pull_request") is None:
+                yield item
+
+    async def label_actor(self, repo: str, issue_number: int, label: str) -> LabelActor | None:
+        """The latest `labeled` event of `label` in the issue's events, with its actor."""
+        found: LabelActor | None = None
+        path = f"{_repo_path(repo)}/issues/{int(issue_number)}/events"
+        async for item in self._pages(path, {"per_page": PER_PAGE}):
+            name = ((item.get("label") or {}).get("name") or "") if isinstance(item, dict) else ""
+            actor = item.get("actor") if isinstance(item, dict) else None
+            if (
+                item.get("event") == "labeled"
+                and name.casefold() == label.casefold()
+                and isinstance(actor, dict)
+                and actor.get("login")
+            ):
+                found = LabelActor(int(item["id"]), actor)
+        return found
+
     async def push_token(self, repo: str) -> str:
         """The token for `git push` to `repo`: with an App, an installation token narrowed
         to that repository and `contents: write`; with a fixed token, that token."""
         return await self.http.auth.push_token(self.http, repo)
 
     async def _pages(
-        self, path: str, params: dict[str, str | int], *, key: str | None = None
+        self,
+        path: str,
+        params: dict[str, str | int],
+        *,
+        key: str | None = None,
+        as_app: bool = False,
     ) -> AsyncGenerator[Any, None]:
         """Items of a paginated list, following `Link: rel="next"` (on our host only).
 
         `key` names the list inside an object answer (`check_runs` of `{total_count, ...}`).
+        `as_app`: each page is asked with a fresh App JWT (the App's own endpoints).
         """
         url: str | httpx.URL = path
         query: dict[str, str | int] | None = params
         while True:
-            response = await self.http.request("GET", url, params=query)
+            authorization = self._app_authorization() if as_app else None
+            response = await self.http.request(
+                "GET", url, params=query, authorization=authorization
+            )
             page = _ok(response)
             if key is not None and isinstance(page, dict):
                 page = page.get(key)

@@ -6,7 +6,15 @@
 | 5xx, timeout, dropped connection       | retry with backoff  | `UncertainOutcome`, no resend    |
 | rate limited (403/429, see ratelimits) | wait, resend        | wait, resend (it was not applied)|
 | 401 with an App installation token     | re-mint once, resend| re-mint once, resend             |
+| 301/302 (a renamed repository, reads)  | follow (see below)  | `RedirectRefused` (not applied)  |
+| 307/308 (request not processed)        | follow (see below)  | follow: resend method and body   |
 | other answers                          | returned to caller  | returned to caller               |
+
+A redirect is followed only to our own host (the token never goes elsewhere; httpx's own
+redirect following stays off for that reason) and at most `MAX_REDIRECTS` times per
+request; otherwise `RedirectRefused`. A 307/308 means GitHub did not process the request,
+so resending a mutation to the new URL cannot apply it twice; a 301/302 answering a
+mutation is not followed (a client would turn it into a GET).
 
 An error answer the caller raises is classified by `GitHubApiError.from_response`: a
 definite refusal that no resend can fix (400, 403 not a rate limit, 404, 410, 422) is a
@@ -44,6 +52,16 @@ API_VERSION = "2022-11-28"
 
 #: Errors raised before a single byte of the request left: resending cannot duplicate anything.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+#: Redirects followed for one request. A renamed or transferred repository answers its old
+#: URL with one hop; a few more allow for a proxy in front of GHES; beyond it is a loop.
+MAX_REDIRECTS = 3
+#: Answers that move a read (GET/HEAD): 301 is GitHub's for a renamed repository.
+_READ_REDIRECTS = frozenset({301, 302})
+#: Answers that move any request, method and body unchanged: it was not processed.
+_ANY_REDIRECTS = frozenset({307, 308})
+_REDIRECTS = _READ_REDIRECTS | _ANY_REDIRECTS
+_READS = frozenset({"GET", "HEAD"})
 
 Kind = Literal["read", "mutation", "token"]
 Sleep = Callable[[float], Awaitable[None]]
@@ -99,6 +117,11 @@ class ForgeUnavailable(ForgeError):
     """A read kept failing (5xx, timeouts, unreachable) after every allowed retry."""
 
 
+class RedirectRefused(ForgeError):
+    """A redirect that is not followed: to another host, a 301/302 answering a mutation,
+    without a `Location`, or past `MAX_REDIRECTS`. Nothing was applied by the answer."""
+
+
 @dataclass
 class ForgeStats:
     """Requests this adapter sent; every attempt counts, so retries show up."""
@@ -110,6 +133,7 @@ class ForgeStats:
     rate_limit_waits: int = 0
     waited_seconds: float = 0.0
     uncertain: int = 0
+    redirects: int = 0  # redirects followed (a renamed repository's old URL)
 
     @property
     def total(self) -> int:
@@ -220,7 +244,7 @@ class GitHubHttp:
         """
         kind = kind or ("read" if method.upper() == "GET" else "mutation")
         target = url if isinstance(url, httpx.URL) else self.url(url)
-        failures = waits = 0
+        failures = waits = hops = 0
         reauthenticated = False
         while True:
             await self._before_send(kind)
@@ -251,9 +275,32 @@ class GitHubHttp:
                 failures += 1
                 await self._server_failed(method, target, kind, response, failures)
                 continue
+            if response.status_code in _REDIRECTS:
+                hops += 1
+                target, params = self._redirected(method, response, hops), None
+                continue
             return response
 
     # -- the loop's steps --------------------------------------------------------------
+
+    def _redirected(self, method: str, response: httpx.Response, hops: int) -> httpx.URL:
+        """Where a redirect answer sends the request (its `Location` carries the query),
+        or `RedirectRefused` (see the module docstring)."""
+        status = response.status_code
+        what = f"{method} {response.request.url} → {status}"
+        if status not in _ANY_REDIRECTS and method.upper() not in _READS:
+            raise RedirectRefused(f"{what}: not followed for a {method} (it was not applied)")
+        location = response.headers.get("location")
+        if not location:
+            raise RedirectRefused(f"{what} without a Location")
+        if hops > MAX_REDIRECTS:
+            raise RedirectRefused(f"{what}: more than {MAX_REDIRECTS} redirects")
+        target = response.request.url.join(location)
+        if not self.same_origin(str(target)):
+            raise RedirectRefused(f"{what}: refusing to follow a redirect off our host: {target}")
+        log.info("github redirect: %s → %s", what, target)
+        self.stats.redirects += 1
+        return target
 
     def _count(self, kind: Kind) -> None:
         if kind == "read":

@@ -29,8 +29,9 @@ from agent_workflow.core.clock import now
 from agent_workflow.core.errors import BadEvent, ConfigError
 from agent_workflow.ingress import payload as payloads
 from agent_workflow.ingress.body import BodyRejected, read_limited
-from agent_workflow.ingress.events import Ignored, Triggers, parse
+from agent_workflow.ingress.events import Ignored, Triggers
 from agent_workflow.ingress.health import database_ok
+from agent_workflow.ingress.inbox import Duplicate, store_delivery
 from agent_workflow.ingress.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from agent_workflow.store import Store
 
@@ -153,21 +154,13 @@ class _Webhooks:
     async def _event(self, delivery: _Delivery, raw: bytes) -> JSONResponse:
         try:
             payload = payloads.decode(raw, max_depth=MAX_JSON_DEPTH)
-            parsed = parse(delivery.event, payload, delivery.delivery_id, self.triggers)
-        except BadEvent as exc:
-            _log(delivery, "rejected", level=logging.WARNING, status=400, error=str(exc))
-            return JSONResponse({"error": str(exc)}, 400)
-        if isinstance(parsed, Ignored):
-            _log(delivery, "ignored", reason=parsed.reason)
-            return JSONResponse({"status": "ignored", "reason": parsed.reason})
-        try:
-            stored = await self.store.deliveries.record(
+            stored = await store_delivery(
+                self.store,
+                self.triggers,
+                event=delivery.event,
                 delivery_id=delivery.delivery_id,
                 hook_id=delivery.hook_id,
-                event=delivery.event,
-                action=_action(payload),
                 payload=payload,
-                parsed=parsed,
                 now=self.clock(),
                 # A replayed body is a duplicate whatever its delivery id (the signature
                 # covers the body only). GitHub's "Redeliver" (same body, new id) of a
@@ -175,17 +168,23 @@ class _Webhooks:
                 # routed at least once (the sweeper re-enqueues it until it is).
                 body_sha256=hashlib.sha256(raw).hexdigest(),
             )
+        except BadEvent as exc:
+            _log(delivery, "rejected", level=logging.WARNING, status=400, error=str(exc))
+            return JSONResponse({"error": str(exc)}, 400)
         except (SQLAlchemyError, OSError) as exc:
             # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
             _log(
                 delivery, "store_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}"
             )
             return JSONResponse({"error": "database unavailable"}, 503)
-        if not stored:
+        if isinstance(stored, Ignored):
+            _log(delivery, "ignored", reason=stored.reason)
+            return JSONResponse({"status": "ignored", "reason": stored.reason})
+        if isinstance(stored, Duplicate):
             _log(delivery, "duplicate")
             return JSONResponse({"status": "duplicate"})
         await self._dispatch(delivery)
-        _log(delivery, "accepted", intent=str(parsed.intent), repo=parsed.repo)
+        _log(delivery, "accepted", intent=str(stored.intent), repo=stored.repo)
         return JSONResponse({"status": "accepted"}, 202)
 
     async def _dispatch(self, delivery: _Delivery) -> None:
@@ -223,11 +222,6 @@ def _delivery_headers(headers: Headers) -> _Delivery | str:
     if not HOOK_ID.fullmatch(hook_id):
         return f"X-GitHub-Hook-ID must be at most {MAX_HOOK_ID} digits"
     return _Delivery(event, delivery_id, hook_id)
-
-
-def _action(payload: dict[str, Any]) -> str:
-    action = payload.get("action")
-    return action if isinstance(action, str) else ""
 
 
 def _refuse(status: int, error: str, headers: Headers) -> JSONResponse:

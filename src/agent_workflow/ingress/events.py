@@ -191,15 +191,20 @@ def _review_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) -
         review_id = _int(
             comment, "pull_request_review_id", "comment.pull_request_review_id", maximum=None
         )
+    comment_id = _int(comment, "id", "comment.id", maximum=None)
+    thread_id = comment_id
+    if comment.get("in_reply_to_id") is not None:
+        thread_id = _int(comment, "in_reply_to_id", "comment.in_reply_to_id", maximum=None)
     return _pr_command(
         payload,
         delivery_id,
         t,
         body,
-        comment_id=_int(comment, "id", "comment.id", maximum=None),
+        comment_id=comment_id,
         review_id=review_id,
         issue_number=issue_number,
         pr_number=_int(pull, "number", "pull_request.number"),
+        thread_id=thread_id,
     )
 
 
@@ -213,6 +218,7 @@ def _pr_command(
     review_id: int | None,
     issue_number: int,
     pr_number: int,
+    thread_id: int | None = None,
 ) -> Event | Ignored:
     """A comment on a pull request: the repair command, a revise instruction, or nothing.
 
@@ -238,7 +244,11 @@ def _pr_command(
         issue_number,
         pr_number=pr_number,
         round=RoundTrigger(
-            key=key, review_id=review_id, comment_id=comment_id, instruction=instruction
+            key=key,
+            review_id=review_id,
+            comment_id=comment_id,
+            instruction=instruction,
+            thread_id=thread_id,
         ),
     )
 
@@ -371,7 +381,16 @@ def _event(
         or "main",
         pr_number=pr_number,
         round=round,
+        repo_id=_repo_id(repository),
     )
+
+
+def _repo_id(repository: Mapping[str, Any]) -> int | None:
+    """`repository.id`, which a rename or transfer keeps (GitHub always sends it; a
+    payload without one is keyed by `full_name` alone, as before ids were kept)."""
+    if repository.get("id") is None:
+        return None
+    return _int(repository, "id", "repository.id", maximum=None)
 
 
 def _command_line(body: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from agent_workflow.config import Settings, redacted_url
 from agent_workflow.core import clock
 from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
+from agent_workflow.core.limits import AgentLimits
 from agent_workflow.core.ports import Agent, Forge, PushTokens
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.runner import RunnerSettings
@@ -107,6 +108,7 @@ async def open_runtime(
                 task_budget_usd=settings.task_budget_usd,
                 progress_interval_s=settings.progress_interval_s or None,
                 pr_draft=settings.pr_draft,
+                limits=agent_limits(settings),
             ),
             clock=clock.now,
             own_login=own_login,
@@ -141,8 +143,18 @@ async def open_runtime(
                 clock.now,
                 max_age_s=settings.worktree_max_age_days * 86_400,
             ),
+            daily_budget_usd=settings.daily_budget_usd,
         )
         yield Runtime(settings, triggers, store, forge, agent, core, handler, queue, sweeper)
+
+
+def agent_limits(settings: Settings) -> AgentLimits:
+    """`AW_MAX_AGENTS`, `AW_MAX_AGENTS_PER_REPO` and `AW_DAILY_BUDGET_USD` for the core."""
+    return AgentLimits(
+        max_agents=settings.max_agents,
+        max_agents_per_repo=settings.max_agents_per_repo,
+        daily_budget_usd=settings.daily_budget_usd,
+    )
 
 
 async def own_identity(settings: Settings, forge: Forge) -> str:

@@ -14,6 +14,7 @@ from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
 from agent_workflow.core.ports import Agent, Forge
 from agent_workflow.ingress.app import create_app
+from agent_workflow.service.backfill import backfill_for
 from agent_workflow.service.jobs import route_job
 from agent_workflow.service.runtime import open_runtime
 
@@ -92,8 +93,14 @@ async def serve(
                         phases=counts.phases,
                         failed=counts.failed,
                     )
-            sweeping = asyncio.Event()  # set: the sweeper stops
+            sweeping = asyncio.Event()  # set: the sweeper (and the backfill) stop
             sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
+            # Only here, never in `aw worker`: one reader of GitHub's delivery log per
+            # deployment's ingress, starting at once (what was missed while down).
+            backfill = backfill_for(settings, rt.store, rt.forge, rt.queue, rt.triggers)
+            backfilling = asyncio.create_task(
+                backfill.run(sweeping) if backfill is not None else sweeping.wait()
+            )
             serving = asyncio.create_task(server.serve(sockets=[sock]))
             stopper = asyncio.create_task(_stop_when(stop, server))
             try:
@@ -112,6 +119,8 @@ async def serve(
                 sweeping.set()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+                with contextlib.suppress(asyncio.CancelledError):
+                    await backfilling
             log.info("serve.stopping", grace_s=settings.shutdown_grace_s)
         # Leaving open_runtime closed the queue: running jobs finished or released.
     log.info("serve.stopped")

@@ -9,6 +9,11 @@ Each row is handled on its own: a row that cannot be enqueued is logged and skip
 so one bad row never stops a pass (nor the start-up recovery) for the others.
 Dead-lettered deliveries are not read at all (`Deliveries.unrouted`).
 
+While the daily budget (`AW_DAILY_BUDGET_USD`) is spent, claimable phases are left
+where they are (pending, visible in `aw status`): dispatching them would only find
+the budget spent again. Finished phases' outstanding effects are still dispatched
+(they spend nothing). The first pass after 00:00 UTC dispatches the waiting phases.
+
 It also bounds what grows (`tidy_once`, every `AW_RETENTION_INTERVAL_S`, first at
 start): routed and dead-lettered deliveries older than `AW_DELIVERY_RETENTION_DAYS`
 are deleted in bounded batches (an unrouted live one never is), and the worktree
@@ -25,6 +30,8 @@ from typing import Any
 
 import structlog
 
+from agent_workflow.core.limits import budget_reached
+from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.queue.protocol import JobQueue, QueueClosed
 from agent_workflow.service.janitor import WorktreeJanitor
 from agent_workflow.service.jobs import phase_job, route_job
@@ -70,6 +77,7 @@ class Sweeper:
         retention_s: float,
         tidy_interval_s: float,
         janitor: WorktreeJanitor | None,
+        daily_budget_usd: float | None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -79,6 +87,7 @@ class Sweeper:
         self._retention = retention_s
         self._tidy_interval = tidy_interval_s
         self._janitor = janitor
+        self._daily_budget = daily_budget_usd
 
     async def run_once(self, *, grace_s: float | None = None) -> SweepCounts:
         """One pass. `grace_s=0` at start-up recovers everything unfinished at once."""
@@ -92,6 +101,8 @@ class Sweeper:
             ):
                 failed += 1
         runs = await self._store.phases.needing_work(now, pending_grace_s=grace)
+        if runs and await budget_reached(self._store.usage, self._daily_budget, now):
+            runs = [r for r in runs if recovery_point(r, now) is not RecoveryPoint.CLAIMABLE]
         for run in runs:
             if not await self._enqueue(
                 "phase",
@@ -138,6 +149,9 @@ class Sweeper:
             if batch < RETENTION_BATCH:
                 break
         worktrees = await self._janitor.run_once() if self._janitor is not None else 0
+        for _ in range(RETENTION_MAX_BATCHES):  # released agent slots: history, kept as long
+            if await self._store.slots.prune(cutoff, RETENTION_BATCH) < RETENTION_BATCH:
+                break
         if deleted or worktrees:
             log.info("sweep.tidied", deliveries=deleted, worktrees=worktrees)
         return TidyCounts(deleted, worktrees)

@@ -22,6 +22,7 @@ from agent_workflow.store.effects import Effects
 from agent_workflow.store.model_usage import ModelUsageLog
 from agent_workflow.store.phase_runs import PhaseRuns
 from agent_workflow.store.rounds import Rounds
+from agent_workflow.store.slots import AgentSlotLeases
 from agent_workflow.store.tasks import Tasks
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -123,6 +124,7 @@ class Store:
         self.effects = Effects(self.db)
         self.usage = ModelUsageLog(self.db)
         self.rounds = Rounds(self.db)
+        self.slots = AgentSlotLeases(self.db)
 
     def hold(self) -> AbstractAsyncContextManager[None]:
         """Use one connection for every statement of the current task (a job) in this block."""

@@ -7,11 +7,11 @@ Each row keeps the payload as sent and the `Event` the ingress parsed from it
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 
 from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import Event, Intent, IssueState, RoundTrigger
@@ -19,6 +19,7 @@ from agent_workflow.store.connections import Database
 from agent_workflow.store.phase_runs import ISSUE_COLUMNS, issue_state
 from agent_workflow.store.schema import deliveries, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
+from agent_workflow.store.tasks import same_issue
 
 _EVENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Event))
 _THIS_DELIVERY = (  # (`p_` names: an UPDATE reserves the bare column names for its SET)
@@ -39,9 +40,10 @@ _TO_ROUTE = (
     .select_from(
         deliveries.outerjoin(
             tasks,
-            and_(
-                tasks.c.repo == deliveries.c.parsed["repo"].as_string(),
-                tasks.c.issue_number == deliveries.c.parsed["issue_number"].as_integer(),
+            same_issue(
+                deliveries.c.parsed["repo"].as_string(),
+                deliveries.c.parsed["repo_id"].as_integer(),
+                deliveries.c.parsed["issue_number"].as_integer(),
             ),
         ).outerjoin(phase_runs, phase_runs.c.task_id == tasks.c.id)
     )
@@ -133,6 +135,17 @@ class Deliveries:
         async with self._db.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _delivery(row) if row else None
+
+    async def known(self, delivery_ids: Collection[str]) -> set[str]:
+        """Which of `delivery_ids` the inbox holds, under any hook id (backfill's question:
+        a GUID is unique across GitHub, and the App's log does not name the hook)."""
+        if not delivery_ids:
+            return set()
+        stmt = select(deliveries.c.delivery_id).where(
+            deliveries.c.delivery_id.in_(sorted(set(delivery_ids)))
+        )
+        async with self._db.connect() as conn:
+            return set((await conn.execute(stmt)).scalars())
 
     async def to_route(self, delivery_id: str, hook_id: str) -> ToRoute | None:
         """The routing view of a stored delivery (one narrow read), or None.

@@ -9,7 +9,7 @@ scripted agent, a command agent).
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, bindparam, text
+from sqlalchemy import Float, Integer, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from agent_workflow.core.ports import ModelUsage
@@ -26,13 +26,28 @@ def spent_sql(task_ref: str) -> str:
     return f"(CASE WHEN {metered} > {reported} THEN {metered} ELSE {reported} END)"
 
 
+# The deployment's spending since a time: per task the larger of what the proxy metered
+# (rows written since) and what the agents reported (runs started since), summed. A run
+# is counted on the day it started; the proxy's rows on the day each response started.
+_SPENT_SINCE = text(
+    "SELECT coalesce(sum(CASE WHEN m > r THEN m ELSE r END), 0.0) AS spent FROM ("
+    " SELECT task_id, sum(m) AS m, sum(r) AS r FROM ("
+    "  SELECT u.task_id AS task_id, u.cost_usd AS m, 0.0 AS r FROM model_usage AS u"
+    "   WHERE u.created_at >= :since"
+    "  UNION ALL"
+    "  SELECT p.task_id, 0.0, a.cost_usd FROM agent_runs AS a"
+    "   JOIN phase_runs AS p ON p.id = a.phase_run_id WHERE a.started_at >= :since"
+    " ) AS spending GROUP BY task_id"
+    ") AS per_task"
+).bindparams(bindparam("since", type_=Float))
+
 _SPENT = text(f"SELECT {spent_sql(':task_id')} AS spent").bindparams(
     bindparam("task_id", type_=Integer)
 )
 
 
 class ModelUsageLog:
-    """SQL for `model_usage`; implements the core's `UsageMeter`."""
+    """SQL for `model_usage`; implements the core's `UsageMeter` and `Spending`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -68,4 +83,9 @@ class ModelUsageLog:
     async def task_spent(self, task_id: int) -> float:
         """The task's spending: the larger of metered usage and the runs' reports."""
         rows = await self._db.fetch(_SPENT, task_id=task_id)
+        return float(rows[0]["spent"])
+
+    async def spent_since(self, since: float) -> float:
+        """The deployment's spending since `since` (the daily budget's meter)."""
+        rows = await self._db.fetch(_SPENT_SINCE, since=since)
         return float(rows[0]["spent"])

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
+    Integer,
     String,
     Text,
     and_,
@@ -33,7 +35,7 @@ from agent_workflow.store.connections import Database
 from agent_workflow.store.model_usage import spent_sql
 from agent_workflow.store.schema import agent_runs, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
-from agent_workflow.store.tasks import task_from_row
+from agent_workflow.store.tasks import same_issue, task_from_row
 
 FINAL = (PhaseStatus.COMPLETE, PhaseStatus.BLOCKED, PhaseStatus.FAILED)
 _FINAL_VALUES = [s.value for s in FINAL]
@@ -87,7 +89,13 @@ ISSUE_COLUMNS = (
 _FOR_ISSUE = (
     select(*ISSUE_COLUMNS)
     .select_from(tasks.outerjoin(phase_runs, tasks.c.id == c.task_id))
-    .where(tasks.c.repo == bindparam("repo"), tasks.c.issue_number == bindparam("issue_number"))
+    .where(
+        same_issue(
+            bindparam("repo", type_=String),
+            bindparam("repo_id", type_=BigInteger),
+            bindparam("issue_number", type_=Integer),
+        )
+    )
 )
 _CLAIMED = (*_ROW, _PLAN_TEXT, _TASK_COST)
 
@@ -114,9 +122,15 @@ class PhaseRuns:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_run(r) for r in rows]
 
-    async def for_issue(self, repo: str, issue_number: int) -> IssueState | None:
-        """The issue's task and its phase runs in one query (the router's fast path)."""
-        return issue_state(await self._db.fetch(_FOR_ISSUE, repo=repo, issue_number=issue_number))
+    async def for_issue(
+        self, repo: str, issue_number: int, repo_id: int | None = None
+    ) -> IssueState | None:
+        """The issue's task and its phase runs in one query (the router's fast path);
+        by the repository's id when given (see `store.tasks.same_repo`)."""
+        rows = await self._db.fetch(
+            _FOR_ISSUE, repo=repo, repo_id=repo_id, issue_number=issue_number
+        )
+        return issue_state(rows)
 
     async def needing_work(
         self, now: float, pending_grace_s: float, limit: int = 100

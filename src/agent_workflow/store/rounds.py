@@ -10,13 +10,15 @@ input it works from, and the commit it pushed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agent_workflow.core.model import Phase, PhaseStatus, RoundTrigger
+from agent_workflow.core.errors import LeaseLost
+from agent_workflow.core.model import Guard, Phase, PhaseStatus, RoundTrigger
 from agent_workflow.core.ports import CheckRun, ReviewComment, Round, RoundOpened, RoundWork
+from agent_workflow.core.text import storable
 from agent_workflow.store.connections import Database
 from agent_workflow.store.schema import phase_runs, rounds, tasks
 from agent_workflow.store.sql import insert_ignore
@@ -43,6 +45,11 @@ class Rounds:
         key = work.trigger.key
         try:
             async with self._db.begin() as conn:
+                # Rounds of a task open one at a time: this write takes the task's row
+                # (PostgreSQL) or the database's write lock (SQLite) before anything is read.
+                await conn.execute(
+                    update(tasks).where(tasks.c.id == task_id).values(updated_at=tasks.c.updated_at)
+                )
                 mine = (rounds.c.task_id == task_id, rounds.c.phase == phase.value)
                 existing = select(rounds.c.id).where(*mine, rounds.c.trigger_key == key)
                 if (await conn.execute(existing)).first() is not None:
@@ -50,6 +57,8 @@ class Rounds:
                 count = (await conn.execute(select(func.count()).where(*mine))).scalar_one()
                 if count >= max_rounds:
                     return RoundOpened.LIMIT
+                if await self._sibling_unsettled(conn, task_id, phase):
+                    return RoundOpened.BUSY  # a review round and a repair never overlap
                 attempt = await self._advance(conn, task_id, phase, trigger_delivery, now)
                 if attempt is None:
                     return RoundOpened.BUSY
@@ -125,6 +134,26 @@ class Rounds:
         advanced_to: int | None = advanced.scalar()
         return advanced_to
 
+    async def _sibling_unsettled(self, conn: Any, task_id: int, phase: Phase) -> bool:
+        """True while the other round phase's current attempt is not settled: both work on
+        the pull request's branch, so one waits for the other."""
+        other = Phase.REPAIR if phase is Phase.REVISE else Phase.REVISE
+        c = phase_runs.c
+        row = (
+            await conn.execute(
+                select(c.status, c.effects_done).where(c.task_id == task_id, c.phase == other.value)
+            )
+        ).first()
+        return row is not None and not (row.status in _FINAL and bool(row.effects_done))
+
+    async def count(self, task_id: int, phase: Phase) -> int:
+        """How many rounds the task's phase has had."""
+        stmt = select(func.count()).where(
+            rounds.c.task_id == task_id, rounds.c.phase == phase.value
+        )
+        async with self._db.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def find(self, task_id: int, phase: Phase, key: str) -> Round | None:
         """The round started by the trigger `key`, if any."""
         return await self._one(rounds.c.trigger_key == key, task_id=task_id, phase=phase)
@@ -138,14 +167,19 @@ class Rounds:
         return await self._one(rounds.c.pushed_sha == sha, task_id=task_id, phase=phase)
 
     async def record_push(
-        self, task_id: int, phase: Phase, attempt: int, sha: str, now: float
+        self, task_id: int, phase: Phase, attempt: int, sha: str, guard: Guard, now: float
     ) -> None:
         """The pull request's head is `sha`, pushed by this attempt: on the task, and on the
-        round when the phase is one (deliver has none)."""
+        round when the phase is one (deliver has none). Fenced: a zombie writes nothing."""
+        holds = exists().where(phase_runs.c.id == guard.run_id, phase_runs.c.fence == guard.fence)
         async with self._db.begin() as conn:
-            await conn.execute(
-                update(tasks).where(tasks.c.id == task_id).values(head_sha=sha, updated_at=now)
+            done = await conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, holds)
+                .values(head_sha=sha, updated_at=now)
             )
+            if done.rowcount != 1:
+                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
             if phase.is_round:
                 await conn.execute(
                     update(rounds)
@@ -173,8 +207,9 @@ class Rounds:
 
 
 def work_to_json(work: RoundWork) -> dict[str, Any]:
-    """The `work` column's value."""
-    return dataclasses.asdict(work)
+    """The `work` column's value: text from GitHub made storable (PostgreSQL's JSONB refuses
+    NUL and lone surrogates, which reviews and CI output may contain)."""
+    return cast(dict[str, Any], storable(dataclasses.asdict(work)))
 
 
 def work_from_json(value: dict[str, Any]) -> RoundWork:
@@ -187,6 +222,7 @@ def work_from_json(value: dict[str, Any]) -> RoundWork:
             for c in value.get("checks", ())
         ),
         signature=value.get("signature", ""),
+        start_sha=value.get("start_sha", ""),
     )
 
 

@@ -1,14 +1,15 @@
 """Every table, declared once (SQLAlchemy Core). Times are epoch seconds (float).
 
 The constraints are the guarantees: `deliveries` unique per (hook, delivery),
-`tasks` unique per (repo, issue) for G1, `phase_runs` unique per (task, phase)
-with a fencing token for G2/G5, `effects` unique per key for G3.
+`tasks` unique per (repo, issue) and per (repository id, issue) for G1, `phase_runs`
+unique per (task, phase) with a fencing token for G2/G5, `effects` unique per key for G3.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -71,7 +72,15 @@ tasks = Table(
     Column("head_sha", String(64), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # GitHub's id of the repository: a rename or transfer keeps it, so a task is found by
+    # (repo_id, issue_number) and `repo` follows the current name. NULL only in rows
+    # created before ids were kept (found by `repo` until an event names their id).
+    Column("repo_id", BigInteger, nullable=True),
+    # The `owner/name` the task was created under, which its effect keys are named with
+    # (see `Task.key_repo`). NULL in older rows: their `repo` is that name until a rename.
+    Column("key_repo", String(300), nullable=True),
     UniqueConstraint("repo", "issue_number", name="uq_tasks_issue"),
+    UniqueConstraint("repo_id", "issue_number", name="uq_tasks_repo_id_issue"),
 )
 # The worktree janitor finds a directory's task by its issue number.
 Index("ix_tasks_issue_number", tasks.c.issue_number)
@@ -186,3 +195,19 @@ rounds = Table(
     UniqueConstraint("task_id", "phase", "trigger_key", name="uq_rounds_trigger"),
     UniqueConstraint("task_id", "phase", "attempt", name="uq_rounds_attempt"),
 )
+
+agent_slots = Table(
+    "agent_slots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # One row per agent run that held a slot (AW_MAX_AGENTS, AW_MAX_AGENTS_PER_REPO count
+    # the live ones across every worker): live while not released and its lease not past.
+    Column("repo", String(300), nullable=False),
+    Column("holder", String(200), nullable=False),  # the worker's AW_OWNER
+    Column("phase_run_id", Integer, nullable=True),  # what it runs (for `aw status`)
+    Column("acquired_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),  # renewed by the holder's heartbeat
+    Column("released_at", Float, nullable=True),  # kept as history until the retention
+)
+# An acquire counts the unreleased rows, overall and for its repository.
+Index("ix_agent_slots_live", agent_slots.c.released_at, agent_slots.c.repo)

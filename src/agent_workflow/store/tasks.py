@@ -1,10 +1,15 @@
-"""Tasks: one row per (repo, issue) — G1."""
+"""Tasks: one row per (repo, issue) — G1.
+
+A repository is named by its id when the event carries it (`repository.id`, which a
+rename or transfer keeps) and by `owner/name` otherwise: `same_issue` is that rule in
+SQL, and `renamed` moves a task to the name its repository has now.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from agent_workflow.core.model import Task, TaskInfo
 from agent_workflow.store.connections import Database
@@ -27,6 +32,8 @@ class Tasks:
             self._db.dialect,
             tasks,
             repo=info.repo,
+            repo_id=info.repo_id,
+            key_repo=info.repo,
             issue_number=info.issue_number,
             title=info.title,
             body=info.body,
@@ -38,9 +45,7 @@ class Tasks:
         async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:  # it existed (or a concurrent caller just made it): read it
-                query = select(tasks).where(
-                    tasks.c.repo == info.repo, tasks.c.issue_number == info.issue_number
-                )
+                query = select(tasks).where(same_issue(info.repo, info.repo_id, info.issue_number))
                 row = (await conn.execute(query)).mappings().one()
         return task_from_row(row)
 
@@ -52,9 +57,9 @@ class Tasks:
             )
         return task_from_row(row) if row else None
 
-    async def find(self, repo: str, issue_number: int) -> Task | None:
-        """The task of this issue, or None."""
-        stmt = select(tasks).where(tasks.c.repo == repo, tasks.c.issue_number == issue_number)
+    async def find(self, repo: str, issue_number: int, repo_id: int | None = None) -> Task | None:
+        """The task of this issue (by the repository's id when given), or None."""
+        stmt = select(tasks).where(same_issue(repo, repo_id, issue_number))
         async with self._db.connect() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return task_from_row(row) if row else None
@@ -75,10 +80,34 @@ class Tasks:
         async with self._db.begin() as conn:
             await conn.execute(stmt)
 
-    async def by_pull_request(self, repo: str, pr_number: int) -> Task | None:
-        """The task whose delivered pull request is `pr_number` in `repo`."""
-        stmt = select(tasks).where(tasks.c.repo == repo, tasks.c.pr_number == pr_number)
+    async def by_pull_request(
+        self, repo: str, pr_number: int, repo_id: int | None = None
+    ) -> Task | None:
+        """The task whose delivered pull request is `pr_number` in `repo` (by the
+        repository's id when given)."""
+        stmt = select(tasks).where(same_repo(repo, repo_id), tasks.c.pr_number == pr_number)
         async with self._db.connect() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return task_from_row(row) if row else None
+
+    async def renamed(self, task_id: int, repo: str, repo_id: int, now: float) -> Task | None:
+        """Move the task to its repository's current `owner/name` and id (one statement).
+
+        Its effect keys keep the name it was created under (`key_repo`, set here for a
+        row from before that column). None when the task is gone.
+        """
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(
+                repo=repo,
+                repo_id=repo_id,
+                key_repo=func.coalesce(tasks.c.key_repo, tasks.c.repo),
+                updated_at=now,
+            )
+            .returning(*tasks.c)
+        )
+        async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return task_from_row(row) if row else None
 
@@ -87,6 +116,27 @@ class Tasks:
         async with self._db.connect() as conn:
             rows = (await conn.execute(select(tasks).order_by(tasks.c.id))).mappings().all()
         return [task_from_row(r) for r in rows]
+
+
+def same_repo(repo: Any, repo_id: Any) -> ColumnElement[bool]:
+    """A task row of this repository: by its id when both sides know it, else by name.
+
+    `repo` and `repo_id` are values or SQL expressions (the join of `deliveries`). A row
+    whose id differs is another repository, even under the same name (a name freed by a
+    rename and taken again).
+    """
+    by_name: ColumnElement[bool] = tasks.c.repo == repo
+    if repo_id is None:
+        return by_name
+    unknown: ColumnElement[bool] = tasks.c.repo_id.is_(None)
+    if isinstance(repo_id, ColumnElement):  # NULL in some rows: then by name alone
+        unknown = or_(unknown, repo_id.is_(None))
+    return or_(tasks.c.repo_id == repo_id, and_(by_name, unknown))
+
+
+def same_issue(repo: Any, repo_id: Any, issue_number: Any) -> ColumnElement[bool]:
+    """The task row of this issue (see `same_repo`)."""
+    return and_(same_repo(repo, repo_id), tasks.c.issue_number == issue_number)
 
 
 def task_from_row(row: Any) -> Task:
@@ -101,4 +151,6 @@ def task_from_row(row: Any) -> Task:
         default_branch=row["default_branch"],
         pr_number=row["pr_number"],
         head_sha=row["head_sha"],
+        repo_id=row["repo_id"],
+        key_repo=row["key_repo"] or "",
     )

@@ -1,4 +1,9 @@
-"""How many agent runs may go at once: overall, and per repository."""
+"""How many agent runs may go at once in one process: overall, and per repository.
+
+A deployment does not use it: its runner holds every agent run in a slot leased in the
+database, so `AW_MAX_AGENTS`/`AW_MAX_AGENTS_PER_REPO` hold across all workers
+(`agent_workflow.core.limits`). This process-local fallback is for an agent driven
+without a runner and its store (`run_phase` callers that pass one)."""
 
 from __future__ import annotations
 
