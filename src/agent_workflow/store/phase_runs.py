@@ -398,19 +398,7 @@ class PhaseRuns:
                 c.status.in_([PhaseStatus.BLOCKED.value, PhaseStatus.FAILED.value]),
                 c.effects_done.is_(True),
             )
-            .values(
-                status=PhaseStatus.PENDING.value,
-                attempt=c.attempt + 1,
-                failures=0,
-                trigger_delivery=trigger,
-                result_text=None,
-                blocked_reason=None,
-                lease_owner=None,
-                lease_until=None,
-                effects_done=False,
-                updated_at=now,
-                finished_at=None,
-            )
+            .values(**next_attempt(trigger, now))
         )
         async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
@@ -438,6 +426,25 @@ class PhaseRuns:
         async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _run(row) if row else None
+
+
+def next_attempt(trigger: str, now: float) -> dict[str, Any]:
+    """The values that make a settled run's next attempt, pending, started by `trigger`
+    (a `/retry`, or a new round): the earlier attempt's outcome and lease are cleared."""
+    return {
+        "status": PhaseStatus.PENDING.value,
+        "attempt": c.attempt + 1,
+        "failures": 0,
+        "trigger_delivery": trigger,
+        "result_text": None,
+        "blocked_reason": None,
+        "artifacts": None,
+        "lease_owner": None,
+        "lease_until": None,
+        "effects_done": False,
+        "updated_at": now,
+        "finished_at": None,
+    }
 
 
 def issue_state(rows: Sequence[Any]) -> IssueState | None:

@@ -20,6 +20,7 @@ from agent_workflow.core.model import Guard, Phase, PhaseStatus, RoundTrigger
 from agent_workflow.core.ports import CheckRun, ReviewComment, Round, RoundOpened, RoundWork
 from agent_workflow.core.text import storable
 from agent_workflow.store.connections import Database
+from agent_workflow.store.phase_runs import next_attempt
 from agent_workflow.store.schema import phase_runs, rounds, tasks
 from agent_workflow.store.sql import insert_ignore
 
@@ -115,20 +116,7 @@ class Rounds:
                 c.status.in_(_FINAL),
                 c.effects_done.is_(True),
             )
-            .values(
-                status=PhaseStatus.PENDING.value,
-                attempt=c.attempt + 1,
-                failures=0,
-                trigger_delivery=trigger,
-                result_text=None,
-                blocked_reason=None,
-                artifacts=None,
-                lease_owner=None,
-                lease_until=None,
-                effects_done=False,
-                updated_at=now,
-                finished_at=None,
-            )
+            .values(**next_attempt(trigger, now))
             .returning(c.attempt)
         )
         advanced_to: int | None = advanced.scalar()
