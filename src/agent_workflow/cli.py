@@ -19,6 +19,8 @@ from agent_workflow.logs import configure_logging
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
 app.add_typer(db_app, name="db")
+app_app = typer.Typer(no_args_is_help=True, help="GitHub App registration.")
+app.add_typer(app_app, name="app")
 T = TypeVar("T")
 
 
@@ -65,12 +67,17 @@ def status(
 ) -> None:
     """Tasks, phases, leases and outstanding effects; dead-lettered deliveries."""
     from agent_workflow.core.clock import now
-    from agent_workflow.status import collect_dead_letters, collect_limits, collect_status
+    from agent_workflow.status import (
+        collect_dead_letters,
+        collect_installations,
+        collect_limits,
+        collect_status,
+    )
     from agent_workflow.store import connect
 
     async def collect(
         settings: Settings,
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         store = await connect(settings.database_url)
         budget = settings.daily_budget_usd
         try:
@@ -78,11 +85,12 @@ def status(
                 await collect_status(store, now(), budget),
                 await collect_dead_letters(store),
                 await collect_limits(store, now(), budget),
+                await collect_installations(store),
             )
         finally:
             await store.close()
 
-    rows, dead, limits = _run(collect)
+    rows, dead, limits, installations = _run(collect)
     if as_json:  # the task list, as before (dead letters: the table output)
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -98,6 +106,8 @@ def status(
                 else "-"
             )
             state = ph.get("status", "-")
+            if task.get("held"):
+                state = f"{state} (held: {task['held']})"
             table.add_row(
                 f"{task['repo']}#{task['issue']}",
                 ph.get("phase", "-"),
@@ -116,6 +126,11 @@ def status(
         + (" — new agent runs wait for the next day" if limits["waiting_for_budget"] else "")
         + f"; agent slots in use: {len(limits['slots'])}"
     )
+    for inst in installations:
+        typer.echo(
+            f"installation {inst['installation_id']} ({inst['account'] or '?'}) is "
+            f"{inst['state']}: its events start nothing and its tasks are held"
+        )
     if dead["count"]:
         letters = Table(
             title=f"dead-lettered deliveries: {dead['count']} (routing failed too often;"
@@ -144,6 +159,28 @@ def db_upgrade() -> None:
 
     _run(upgrade)
     typer.echo("database schema is up to date")
+
+
+@app_app.command("manifest")
+def app_manifest(
+    webhook_url: Annotated[
+        str, typer.Option(help="Where GitHub sends webhooks: https://<host>/webhooks/github.")
+    ],
+    name: Annotated[str, typer.Option(help="The App's name (unique on GitHub).")] = (
+        "agent-workflow"
+    ),
+    url: Annotated[str, typer.Option(help="The App's homepage.")] = (
+        "https://github.com/agent-workflow/agent-workflow"
+    ),
+    redirect_url: Annotated[
+        str | None, typer.Option(help="Where GitHub redirects after registration.")
+    ] = None,
+) -> None:
+    """Print the GitHub App manifest (permissions, events, webhook URL) as JSON."""
+    from agent_workflow.ingress.manifest import app_manifest as build
+
+    manifest = build(name=name, url=url, webhook_url=webhook_url, redirect_url=redirect_url)
+    typer.echo(json.dumps(manifest, indent=2))
 
 
 @app.command()

@@ -52,6 +52,10 @@ async def collect_status(
                 "issue": task.issue_number,
                 "title": task.title,
                 "pr_number": task.pr_number,
+                "installation_id": task.installation_id,
+                # Why nothing runs for it (installation suspended or deleted, repository
+                # removed from the installation); None while it may run.
+                "held": task.held_reason,
                 "phases": phases,
                 "effects_done": sum(1 for e in effects if e.status.value == "done"),
                 "effects_outstanding": [e.key for e in effects if e.status.value == "started"],
@@ -101,3 +105,11 @@ async def collect_limits(
             for slot in await store.slots.in_use(now)
         ],
     }
+
+
+async def collect_installations(store: Store) -> list[dict[str, Any]]:
+    """GitHub App installations suspended or deleted: their events start nothing."""
+    return [
+        {"installation_id": ident, "account": account, "state": state, "since": since}
+        for ident, account, state, since in await store.installations.inactive()
+    ]

@@ -193,6 +193,50 @@ async def revoke_tokens(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def installation_action(request: Request) -> Response:
+    """POST /_emulator/installations/{installation_id}/{action} {user?, repos?}: suspend,
+    unsuspend or delete an App installation, or remove/add repositories (`repos`, full
+    names); sends the `installation` / `installation_repositories` webhook."""
+    emu, fields = _emu(request), await _fields(request)
+    installation, action = (
+        int(request.path_params["installation_id"]),
+        request.path_params["action"],
+    )
+    credentials = emu.credentials
+    account = emu.state.user(credentials.installations.get(installation, "ghost"))
+    sender = emu.state.user(str(fields.get("user") or account.login))
+    if action in ("removed", "added"):
+        repos = [emu.state.repo(*str(n).split("/", 1)) for n in fields.get("repos") or []]
+        event = emu.state.events.installation_repositories(
+            action, installation, account, repos, sender
+        )
+    elif action in ("suspend", "unsuspend", "deleted"):
+        if action == "suspend":
+            credentials.suspended.add(installation)
+        elif action == "unsuspend":
+            credentials.suspended.discard(installation)
+        event = emu.state.events.installation(action, installation, account, sender)
+    else:
+        raise ApiError(422, f"unknown installation action {action!r}")
+    deliveries = await emu.webhooks.dispatch([event], wait=True)
+    return JSONResponse([delivery_summary(d) for d in deliveries])
+
+
+async def list_mints(request: Request) -> Response:
+    """GET /_emulator/installation-tokens: every installation token minted, in order."""
+    return JSONResponse(
+        [
+            {
+                "installation_id": m.installation_id,
+                "repositories": None if m.repositories is None else list(m.repositories),
+                "permissions": m.permissions,
+                "token": m.token,
+            }
+            for m in _emu(request).credentials.mints
+        ]
+    )
+
+
 # -- acting as a user ------------------------------------------------------------
 
 
@@ -364,6 +408,22 @@ async def push(request: Request) -> Response:
     return JSONResponse({"sha": new_sha, "deliveries": [delivery_summary(d) for d in deliveries]})
 
 
+async def put_file(request: Request) -> Response:
+    """PUT .../contents/{path} {user, content (null: remove), branch?}: commit the file to the
+    branch (the default one unless named); sends `push` (and any `synchronize`)."""
+    fields = await _fields(request)
+    repo = _repo(request)
+    content = fields.get("content")
+    if content is not None and not isinstance(content, str):
+        return JSONResponse({"message": "content must be a string or null"}, 422)
+    branch = str(fields.get("branch") or repo.default_branch)
+    sha, events = _emu(request).state.put_file(
+        repo, branch, str(request.path_params["path"]), content, _user(fields)
+    )
+    deliveries = await _emu(request).webhooks.dispatch(events, wait=True)
+    return JSONResponse({"sha": sha, "deliveries": [delivery_summary(d) for d in deliveries]})
+
+
 # -- inspection --------------------------------------------------------------------
 
 
@@ -386,7 +446,13 @@ async def list_pulls(request: Request) -> Response:
 async def counters(request: Request) -> Response:
     """GET /_emulator/counters: requests per route template, faults fired per kind and route."""
     emu = _emu(request)
-    return JSONResponse({"requests": dict(emu.requests), "faults": dict(emu.fault_hits)})
+    return JSONResponse(
+        {
+            "requests": dict(emu.requests),
+            "faults": dict(emu.fault_hits),
+            "not_modified": dict(emu.not_modified),
+        }
+    )
 
 
 async def reset_counters(request: Request) -> Response:
@@ -512,9 +578,12 @@ _TABLE: tuple[tuple[str, str, Endpoint], ...] = (
     ("POST", _REPO + "/commits/{sha}/check-suites", complete_checks),
     ("GET", _REPO + "/commits/{ref:path}/check-runs", list_check_runs),
     ("POST", _REPO + "/branches/{branch:path}/push", push),
+    ("PUT", _REPO + "/contents/{path:path}", put_file),
     ("PUT", _REPO + "/collaborators/{username}", set_permission),
     ("PUT", PREFIX + "/tokens/{token}", put_token),
     ("DELETE", PREFIX + "/installation-tokens", revoke_tokens),
+    ("GET", PREFIX + "/installation-tokens", list_mints),
+    ("POST", PREFIX + "/installations/{installation_id}/{action}", installation_action),
     ("GET", PREFIX + "/state", state),
     ("GET", PREFIX + "/counters", counters),
     ("DELETE", PREFIX + "/counters", reset_counters),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -180,6 +180,8 @@ class Counters:
 
     requests: dict[str, int]
     faults: dict[str, int]
+    # Conditional requests answered 304 (GitHub charges none) per "METHOD /route/{template}".
+    not_modified: dict[str, int] = field(default_factory=dict)
 
     def get(self, method: str, template: str) -> int:
         """Requests served for one route, e.g. `get("POST", "/repos/{owner}/{repo}/pulls")`."""
@@ -292,6 +294,19 @@ class EmulatorAdmin:
         """Make every minted App installation token answer 401 from now on."""
         await self._call("DELETE", "/_emulator/installation-tokens")
 
+    async def installation_tokens(self) -> list[dict[str, Any]]:
+        """Every App installation token minted: installation_id, repositories, permissions."""
+        minted: list[dict[str, Any]] = await self._call("GET", "/_emulator/installation-tokens")
+        return minted
+
+    async def installation_event(
+        self, installation_id: int, action: str, *, repos: list[str] | None = None
+    ) -> None:
+        """suspend / unsuspend / deleted an installation, or removed / added `repos`:
+        the emulator sends the webhook (and refuses a suspended installation's tokens)."""
+        path = f"/_emulator/installations/{int(installation_id)}/{action}"
+        await self._call("POST", path, {"repos": repos or []})
+
     # -- acting as a user (webhooks delivered before these return) ----------------------
 
     async def add_labels(self, repo: str, number: int, *labels: str, user: str) -> Acted:
@@ -390,6 +405,15 @@ class EmulatorAdmin:
         data = await self._call("POST", path, {"user": user, "sha": sha})
         return Pushed(data["sha"], _deliveries(data))
 
+    async def put_file(
+        self, repo: str, path: str, content: str | None, *, user: str, branch: str | None = None
+    ) -> Pushed:
+        """Commit `content` at `path` (None: remove it) on `branch` (default: the default
+        branch), as a `git push` would: sends `push` naming the file."""
+        url = f"{_repo_path(repo)}/contents/{quote(path, safe='/')}"
+        data = await self._call("PUT", url, {"user": user, "content": content, "branch": branch})
+        return Pushed(data["sha"], _deliveries(data))
+
     # -- inspection ------------------------------------------------------------------------
 
     async def state(self) -> dict[str, Any]:
@@ -445,7 +469,11 @@ class EmulatorAdmin:
     async def counters(self) -> Counters:
         """Request and fault counters since start or the last reset."""
         data = await self._call("GET", "/_emulator/counters")
-        return Counters(requests=data["requests"], faults=data["faults"])
+        return Counters(
+            requests=data["requests"],
+            faults=data["faults"],
+            not_modified=data.get("not_modified", {}),
+        )
 
     async def reset_counters(self) -> None:
         """Zero the counters."""

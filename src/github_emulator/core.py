@@ -41,6 +41,8 @@ class EmulatorConfig:
     app_id: int | None = None
     app_public_key_pem: str | None = None
     installation_id: int = 1
+    #: Several installations: id → the account (repository owner) each is installed on.
+    installations: dict[int, str] = field(default_factory=dict)
     installation_token_ttl: float = 3600.0
     rate_limit: int = 5000
     rate_limit_window: float = 3600.0
@@ -53,16 +55,17 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config = config or EmulatorConfig()
         self.render = Renderer(web_url=config.web_url)
-        installation = config.installation_id if config.app_id is not None else None
-        self.state = EmulatorState(self.render, EventFactory(self.render, installation))
         self.credentials = Credentials(
             config.tokens,
             bot_login=config.bot_login,
             app_id=config.app_id,
             app_public_key_pem=config.app_public_key_pem,
             installation_id=config.installation_id,
+            installations=config.installations,
             token_ttl=config.installation_token_ttl,
         )
+        of = self.credentials.installation_of if config.app_id is not None else None
+        self.state = EmulatorState(self.render, EventFactory(self.render, of))
         self.limiter = RateLimiter(config.rate_limit, config.rate_limit_window)
         self.faults = FaultBook()
         self.webhooks = WebhookSender(config.webhook_url, config.webhook_secret, config.hook_id)
@@ -70,6 +73,8 @@ class Emulator:
         self.requests: Counter[str] = Counter()
         #: Faults fired per "kind METHOD /route/{template}".
         self.fault_hits: Counter[str] = Counter()
+        #: Conditional requests answered 304 per "METHOD /route/{template}" (not charged).
+        self.not_modified: Counter[str] = Counter()
         self._closing = asyncio.Event()
 
     def set_api_url(self, url: str) -> None:
@@ -98,3 +103,4 @@ class Emulator:
         """Zero the request and fault counters."""
         self.requests.clear()
         self.fault_hits.clear()
+        self.not_modified.clear()

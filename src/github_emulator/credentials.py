@@ -39,6 +39,7 @@ class MintedToken:
 
     token: str
     expires_at: float
+    installation_id: int = 0
     # As asked when minting: repository names, and permissions; None means all of them.
     repositories: tuple[str, ...] | None = None
     permissions: dict[str, str] | None = None
@@ -64,6 +65,7 @@ class Credentials:
         app_id: int | None = None,
         app_public_key_pem: str | None = None,
         installation_id: int = 1,
+        installations: dict[int, str] | None = None,
         token_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,9 +74,38 @@ class Credentials:
         self.app_id = app_id
         self.app_public_key_pem = app_public_key_pem
         self.installation_id = installation_id
+        #: Installation id → the account (repository owner) it is installed on; empty:
+        #: one installation (`installation_id`) on every repository.
+        self.installations = dict(installations or {})
+        self.suspended: set[int] = set()
         self.token_ttl = token_ttl
         self._clock = clock
         self._minted: dict[str, MintedToken] = {}
+        #: Every installation token minted, in order (tests read which installation and
+        #: repositories each was for).
+        self.mints: list[MintedToken] = []
+
+    def installation_of(self, full_name: str) -> int | None:
+        """The installation on the repository's owner (None: the App is not installed there)."""
+        if not self.installations:
+            return self.installation_id
+        owner = full_name.partition("/")[0].lower()
+        for ident, account in self.installations.items():
+            if account.lower() == owner:
+                return ident
+        return None
+
+    def check_scope(self, authorization: str | None, full_name: str) -> None:
+        """An installation token reaches only its installation's repositories, and only
+        those it was narrowed to: any other answers 404, as on GitHub."""
+        minted = self._minted.get(bearer(authorization))
+        if minted is None:
+            return
+        name = full_name.partition("/")[2]
+        if self.installation_of(full_name) != minted.installation_id or (
+            minted.repositories is not None and name not in minted.repositories
+        ):
+            raise ApiError(404, "Not Found")
 
     def login_for(self, authorization: str | None) -> str:
         """The login a REST call acts as; 401 for anything not a live token."""
@@ -84,6 +115,8 @@ class Credentials:
         minted = self._minted.get(token)
         if minted is None or minted.expires_at <= self._clock():
             raise bad_credentials()
+        if minted.installation_id in self.suspended:
+            raise ApiError(403, "This installation has been suspended")
         return self.bot_login
 
     def mint(
@@ -97,15 +130,20 @@ class Credentials:
         """Check the App JWT and issue an installation token (`POST .../access_tokens`),
         narrowed to `repositories` and `permissions` when asked (kept for inspection)."""
         self.check_app_jwt(bearer(authorization))
-        if installation_id != self.installation_id:
+        known = self.installations or {self.installation_id: ""}
+        if installation_id not in known:
             raise ApiError(404, "Not Found")
+        if installation_id in self.suspended:
+            raise ApiError(403, "This installation has been suspended")
         minted = MintedToken(
             "ghs_" + secrets.token_hex(18),
             self._clock() + self.token_ttl,
+            installation_id=installation_id,
             repositories=repositories,
             permissions=permissions,
         )
         self._minted[minted.token] = minted
+        self.mints.append(minted)
         return minted
 
     def minted(self, token: str) -> MintedToken | None:

@@ -7,6 +7,7 @@ must recognise and ignore them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +42,12 @@ class Event:
 class EventFactory:
     """Builds payloads with the repository, sender and (for Apps) installation blocks."""
 
-    def __init__(self, render: Renderer, installation_id: int | None = None) -> None:
+    def __init__(
+        self, render: Renderer, installation_of: Callable[[str], int | None] | None = None
+    ) -> None:
         self.render = render
-        self.installation_id = installation_id
+        #: The App installation on a repository (`full_name`), for the `installation` block.
+        self.installation_of = installation_of
 
     def _envelope(self, action: str, repo: Repo, sender: User) -> JSON:
         payload: JSON = {
@@ -51,12 +55,65 @@ class EventFactory:
             "repository": self.render.repo(repo),
             "sender": self.render.user(sender),
         }
-        if self.installation_id is not None:
-            payload["installation"] = {
-                "id": self.installation_id,
-                "node_id": f"MDIz_{self.installation_id}",
-            }
+        installation = self.installation_of(repo.full_name) if self.installation_of else None
+        if installation is not None:
+            payload["installation"] = {"id": installation, "node_id": f"MDIz_{installation}"}
         return payload
+
+    def installation(self, action: str, installation_id: int, account: User, sender: User) -> Event:
+        """`installation` event (created, deleted, suspend, unsuspend), sent to the App."""
+        payload: JSON = {
+            "action": action,
+            "installation": {
+                "id": installation_id,
+                "account": self.render.user(account),
+                "suspended_at": None if action != "suspend" else "2024-01-01T00:00:00Z",
+            },
+            "sender": self.render.user(sender),
+        }
+        return Event("installation", payload)
+
+    def installation_repositories(
+        self, action: str, installation_id: int, account: User, repos: list[Repo], sender: User
+    ) -> Event:
+        """`installation_repositories` (added, removed) naming the repositories."""
+        listed = [{"id": r.id, "name": r.name, "full_name": r.full_name} for r in repos]
+        payload: JSON = {
+            "action": action,
+            "installation": {"id": installation_id, "account": self.render.user(account)},
+            "repository_selection": "selected",
+            "repositories_added": listed if action == "added" else [],
+            "repositories_removed": listed if action == "removed" else [],
+            "sender": self.render.user(sender),
+        }
+        return Event("installation_repositories", payload)
+
+    def push(
+        self,
+        repo: Repo,
+        sender: User,
+        branch: str,
+        shas: tuple[str, str],
+        changed: dict[str, list[str]],
+    ) -> Event:
+        """`push` event of one commit (`shas`: before, after) that changed files, by kind
+        (`added`, `modified`, `removed`)."""
+        payload = self._envelope("", repo, sender)
+        del payload["action"]
+        before, after = shas
+        commit = {"id": after, "message": "Update files", "distinct": True, **changed}
+        payload.update(
+            ref=f"refs/heads/{branch}",
+            before=before,
+            after=after,
+            created=False,
+            deleted=False,
+            forced=False,
+            commits=[commit],
+            head_commit=commit,
+            pusher={"name": sender.login},
+        )
+        return Event("push", payload)
 
     def issues(
         self, action: str, repo: Repo, issue: Issue, sender: User, label: Label | None = None

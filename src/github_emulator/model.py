@@ -197,6 +197,8 @@ class Repo:
     check_suites: dict[int, CheckSuite] = field(default_factory=dict)
     check_runs: list[CheckRun] = field(default_factory=list)  # oldest first
     next_number: int = 1
+    # File contents per branch, then path (only the files a test puts there).
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:

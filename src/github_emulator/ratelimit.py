@@ -54,3 +54,9 @@ class RateLimiter:
             return bucket, False
         bucket.used += 1
         return bucket, True
+
+    def refund(self, caller: str) -> None:
+        """Give one request back (GitHub does not charge a 304 to a conditional request)."""
+        bucket = self._buckets.get(caller)
+        if bucket is not None and bucket.used > 0:
+            bucket.used -= 1

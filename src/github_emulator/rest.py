@@ -8,7 +8,9 @@ Routes are mounted both at the root (api.github.com) and under `/api/v3`
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -28,7 +30,7 @@ from github_emulator.model import Repo
 from github_emulator.pagination import paginate
 
 #: Path parameters that may contain slashes (branch names, label names with `/`).
-_PATH_PARAMS = ("ref", "name")
+_PATH_PARAMS = ("ref", "name", "path")
 _GHES_PREFIX = re.compile(r"^/api/v3(?=/)")
 
 #: `permission` collapses the finer `role_name`, as GitHub's endpoint does.
@@ -327,6 +329,31 @@ async def get_ref(call: Call) -> Response:
     return _json(call.emu.render.ref(repo, ref, call.emu.state.ref(repo, ref)))
 
 
+async def get_contents(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/contents/{path}?ref= (a file; the default branch without
+    `ref`): base64 content, the blob sha, an ETag; 304 to a matching `If-None-Match`."""
+    repo = call.repo()
+    branch = call.request.query_params.get("ref") or repo.default_branch
+    path = call.param("path")
+    text = call.emu.state.file(repo, branch.removeprefix("refs/heads/"), path)
+    data = text.encode()
+    sha = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    etag = f'"{sha}"'
+    if etag in (call.request.headers.get("if-none-match") or "").split(", "):
+        return Response(status_code=304, headers={"etag": etag})
+    encoded = base64.encodebytes(data).decode()  # GitHub's: lines of 60 characters
+    body = {
+        "type": "file",
+        "encoding": "base64",
+        "size": len(data),
+        "name": path.rpartition("/")[2],
+        "path": path,
+        "sha": sha,
+        "content": encoded,
+    }
+    return _json(body, headers={"etag": etag})
+
+
 async def access_token(call: Call) -> Response:
     """POST /app/installations/{installation_id}/access_tokens (authenticated by App JWT)"""
     fields = await call.fields()
@@ -437,9 +464,50 @@ async def list_issue_events(call: Call) -> Response:
     return _json(rendered, headers=headers)
 
 
+async def repo_installation(call: Call) -> Response:
+    """GET /repos/{owner}/{repo}/installation (App JWT): the installation on the repository."""
+    emu = call.emu
+    emu.credentials.check_app_jwt(bearer(call.request.headers.get("authorization")))
+    repo = call.repo()
+    installation = emu.credentials.installation_of(repo.full_name)
+    if installation is None:
+        raise ApiError(404, "Not Found")
+    return _json(_installation(emu, installation, repo.owner.login))
+
+
+def _installation(emu: Emulator, installation: int, account: str) -> dict[str, Any]:
+    return {
+        "id": installation,
+        "account": emu.render.user(emu.state.user(account)),
+        "app_id": emu.credentials.app_id,
+        "target_type": "Organization",
+        "suspended_at": "2024-01-01T00:00:00Z"
+        if installation in emu.credentials.suspended
+        else None,
+    }
+
+
+async def app_installations(call: Call) -> Response:
+    """GET /app/installations (App JWT): every installation of the App."""
+    emu = call.emu
+    emu.credentials.check_app_jwt(bearer(call.request.headers.get("authorization")))
+    found = emu.credentials.installations or {emu.credentials.installation_id: ""}
+    listed = [_installation(emu, i, account or "ghost") for i, account in sorted(found.items())]
+    return _json(listed)
+
+
 async def installation_repositories(call: Call) -> Response:
     """GET /installation/repositories (an installation token): the repositories it reaches."""
-    repos = sorted(call.emu.state.repos.values(), key=lambda r: r.id)
+    minted = call.emu.credentials.minted(bearer(call.request.headers.get("authorization")))
+    of = call.emu.credentials.installation_of
+    repos = sorted(
+        (
+            r
+            for r in call.emu.state.repos.values()
+            if minted is None or of(r.full_name) == minted.installation_id
+        ),
+        key=lambda r: r.id,
+    )
     chunk, headers = hook_log.issues_page(call.request.url, repos)
     body = {
         "total_count": len(repos),
@@ -508,6 +576,7 @@ ROUTES = (
     RestRoute("GET", f"{_REPO}/collaborators/{{username}}/permission", get_permission),
     RestRoute("POST", f"{_REPO}/git/refs", create_ref),
     RestRoute("GET", f"{_REPO}/git/ref/{{ref}}", get_ref),
+    RestRoute("GET", f"{_REPO}/contents/{{path}}", get_contents),
     RestRoute("POST", "/app/installations/{installation_id}/access_tokens", access_token, "app"),
     RestRoute("GET", "/user", get_user),
     RestRoute("GET", "/app", get_app, "app"),
@@ -518,6 +587,8 @@ ROUTES = (
     RestRoute("GET", f"{_REPO}/issues", list_issues),
     RestRoute("GET", f"{_REPO}/issues/{{issue_number}}/events", list_issue_events),
     RestRoute("GET", "/installation/repositories", installation_repositories),
+    RestRoute("GET", f"{_REPO}/installation", repo_installation, "app"),
+    RestRoute("GET", "/app/installations", app_installations, "app"),
 )
 
 
@@ -544,6 +615,12 @@ async def _serve(route: RestRoute, request: Request) -> Response:
     moved_to = moved.redirect(emu, request)  # a renamed repository's old name
     if moved_to is not None:
         return _with_headers(moved_to, bucket.headers())
+    owner, name = request.path_params.get("owner"), request.path_params.get("repo")
+    if route.auth == "token" and owner and name:
+        try:  # an installation token reaches its own installation's repositories only
+            emu.credentials.check_scope(request.headers.get("authorization"), f"{owner}/{name}")
+        except ApiError as exc:
+            return _with_headers(error_response(exc), bucket.headers())
     handler = functools.partial(route.handler, Call(request, emu, login))
     rule = emu.faults.take(request.method, _GHES_PREFIX.sub("", request.url.path))
     try:
@@ -554,6 +631,9 @@ async def _serve(route: RestRoute, request: Request) -> Response:
             response = await run_with_fault(rule, handler, emu.sleep)
     except ApiError as exc:
         response = error_response(exc)
+    if response.status_code == 304:  # GitHub charges no rate limit for an unchanged answer
+        emu.not_modified[route.key] += 1
+        emu.limiter.refund(login)  # `bucket` is the caller's: its headers show the refund
     return _with_headers(response, bucket.headers())
 
 

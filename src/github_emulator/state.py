@@ -708,6 +708,31 @@ class EmulatorState:
                 events.append(self.events.pull_request("synchronize", repo, issue, sender))
         return sha, events
 
+    def put_file(
+        self, repo: Repo, branch: str, path: str, text: str | None, actor: str
+    ) -> tuple[str, list[Event]]:
+        """Commit `text` at `path` on `branch` (None: remove the file): the branch moves to a
+        fresh commit and a `push` event names the file as added, modified or removed."""
+        files = repo.files.setdefault(branch, {})
+        kind = "removed" if text is None else ("modified" if path in files else "added")
+        if text is None:
+            files.pop(path, None)
+        else:
+            files[path] = text
+        before = repo.refs.get(f"refs/heads/{branch}", "0" * 40)
+        sha, events = self.push(repo, branch, actor)
+        changed = {k: [path] if k == kind else [] for k in ("added", "modified", "removed")}
+        events.append(self.events.push(repo, self.user(actor), branch, (before, sha), changed))
+        return sha, events
+
+    @staticmethod
+    def file(repo: Repo, branch: str, path: str) -> str:
+        """A file's text on a branch, or 404."""
+        text = repo.files.get(branch, {}).get(path)
+        if text is None:
+            raise not_found()
+        return text
+
     # -- git refs -----------------------------------------------------------------
 
     @staticmethod

@@ -5,15 +5,18 @@ Events come from `tests.support.events`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.sql import FromClause
 
+from agent_workflow.agents.claude import DEFAULT_LIMITS
 from agent_workflow.core.effects import Markers
 from agent_workflow.core.limits import AgentLimits
 from agent_workflow.core.model import Phase, PhaseRun, PhaseStatus, Task
 from agent_workflow.core.ports import AgentResult, Forge, Outcome
+from agent_workflow.core.repo_settings import NoRepoConfigs, PhaseLimits, RepoConfigs
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
@@ -38,6 +41,8 @@ __all__ = [
 LEASE_S = 30.0
 UNLIMITED = AgentLimits(max_agents=1_000, max_agents_per_repo=1_000, daily_budget_usd=None)
 """Limits no scenario here reaches (each test of the limits passes its own)."""
+DEPLOYMENT_DOMAINS = ("pypi.org", "files.pythonhosted.org")
+"""What the cores built here allow sandboxed commands to reach (a repository may narrow it)."""
 MARKER_SECRET = b"core-tests-marker-secret"
 MARKERS = Markers(MARKER_SECRET)
 """How the cores built here sign their effect markers."""
@@ -54,6 +59,8 @@ def make_core(
     progress_interval_s: float | None = None,
     pr_draft: bool = False,
     limits: AgentLimits | None = None,
+    repo_configs: RepoConfigs | None = None,
+    phase_limits: Mapping[Phase, PhaseLimits] | None = None,
 ) -> Core:
     """A core over `forge` (the memory twin by default) with a fake clock and no backoff.
 
@@ -73,6 +80,8 @@ def make_core(
             progress_interval_s=progress_interval_s,
             pr_draft=pr_draft,
             limits=limits or UNLIMITED,
+            phase_limits=DEFAULT_LIMITS if phase_limits is None else phase_limits,
+            allowed_domains=DEPLOYMENT_DOMAINS,
         ),
         clock=clock,
         own_login=BOT,
@@ -80,6 +89,7 @@ def make_core(
         uncertain_backoff_s=0.0,
         permission_ttl_s=PERMISSION_TTL_S,
         round_limits=round_limits,
+        repo_configs=repo_configs or NoRepoConfigs(),
     )
 
 

@@ -19,6 +19,7 @@ from agent_workflow.agents.compound import solution_slug
 from agent_workflow.core.clock import now
 from agent_workflow.core.limits import AgentLimits
 from agent_workflow.core.model import Event, Intent, Phase
+from agent_workflow.core.repo_settings import NoRepoConfigs
 from agent_workflow.core.runner import RunnerSettings, session_id_for
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.forge.github import GitHubForge
@@ -141,6 +142,8 @@ def make_core(
         progress_interval_s=None,  # these scenarios count the phases' own comments
         pr_draft=False,
         limits=AgentLimits(max_agents=1_000, max_agents_per_repo=1_000, daily_budget_usd=None),
+        phase_limits=config.limits,
+        allowed_domains=config.allowed_domains,
     )
     return build_core(
         store,
@@ -153,6 +156,7 @@ def make_core(
         uncertain_backoff_s=0.0,
         permission_ttl_s=PERMISSION_TTL_S,
         round_limits=ROUND_LIMITS,
+        repo_configs=NoRepoConfigs(),
     )
 
 

@@ -27,6 +27,8 @@ LABEL_DELETE = f"DELETE {_ISSUE}/labels/{{name}}"
 PULLS_POST = "POST /repos/{owner}/{repo}/pulls"
 PULLS_GET = "GET /repos/{owner}/{repo}/pulls"
 PERMISSION_GET = "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+#: The repository's `.github/agent-workflow.yml`: read once (absent: remembered), then 304s.
+CONTENTS_GET = "GET /repos/{owner}/{repo}/contents/{path}"
 
 
 def policy() -> RequestPolicy:

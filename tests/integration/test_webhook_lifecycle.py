@@ -24,6 +24,7 @@ from github_emulator import DeliveryInfo, EmulatorServer
 from tests.core.helpers import LEASE_S, count_rows
 from tests.integration.helpers import (
     COMMENTS_POST,
+    CONTENTS_GET,
     LABEL_DELETE,
     LABELS_POST,
     PERMISSION_GET,
@@ -34,8 +35,9 @@ from tests.integration.helpers import (
 from tests.integration.system import System, running_system
 from tests.support.events import BOT, REPO, TRUSTED, UNTRUSTED, task_info
 
-#: Every request the happy path may make: the mutations, and the actor's permission.
-HAPPY_PATH_ENDPOINTS = {COMMENTS_POST, LABELS_POST, PULLS_POST, PERMISSION_GET}
+#: Every request the happy path may make: the mutations, the actor's permission, and the
+#: repository's configuration (one read, then conditional ones answered 304).
+HAPPY_PATH_ENDPOINTS = {COMMENTS_POST, LABELS_POST, PULLS_POST, PERMISSION_GET, CONTENTS_GET}
 
 
 @pytest.fixture
@@ -109,6 +111,7 @@ async def test_full_lifecycle__only_mutations_reach_github(system: System) -> No
     assert calls.get(PERMISSION_GET, 0) <= 1  # one actor on one repository, then cached
     assert calls == {
         PERMISSION_GET: 1,
+        CONTENTS_GET: 1,  # the repository's configuration, absent: remembered
         COMMENTS_POST: 3,
         LABELS_POST: 3,
         PULLS_POST: 1,
@@ -238,6 +241,7 @@ async def test_redeliveries_and_an_eager_sweeper__still_exactly_once(
         assert len(await emu.admin.pulls(REPO)) == 1
         assert github_calls(await emu.admin.counters()) == {
             PERMISSION_GET: 1,
+            CONTENTS_GET: 1,  # the repository's configuration, absent: remembered
             COMMENTS_POST: 3,
             LABELS_POST: 3,
             PULLS_POST: 1,
@@ -307,6 +311,7 @@ async def test_blocked_plan__retry_posts_plan_and_clears_the_label(system: Syste
     assert sorted(await emu.admin.labels(REPO, issue)) == ["agent", "agent-planned"]
     assert github_calls(await emu.admin.counters()) == {
         PERMISSION_GET: 1,
+        CONTENTS_GET: 1,  # the repository's configuration, absent: remembered
         COMMENTS_POST: 2,  # blocked, then the plan
         LABELS_POST: 2,  # agent-blocked, then agent-planned
         LABEL_DELETE: 1,  # agent-blocked taken off after the retry succeeded
@@ -346,6 +351,7 @@ async def test_restart__recovers_the_phase_a_dead_worker_left(store: Store, db_u
         [plan] = await system.bot_comments(issue_number)
         assert plan.startswith("## Implementation plan")
         assert github_calls(await system.emu.admin.counters()) == {
+            CONTENTS_GET: 1,  # the new process reads the repository's configuration once
             COMMENTS_POST: 1,
             LABELS_POST: 1,
         }

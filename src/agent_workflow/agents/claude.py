@@ -64,17 +64,10 @@ from agent_workflow.agents.model_proxy import Grant, ModelProxy
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
+from agent_workflow.core.repo_settings import PhaseLimits as PhaseLimits
+from agent_workflow.core.repo_settings import capped
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class PhaseLimits:
-    """How far one run of a phase may go (None: no limit)."""
-
-    max_turns: int | None = None
-    max_budget_usd: float | None = None
-
 
 # A plan reads; deliver reads, edits and runs tests; compound writes one note.
 DEFAULT_LIMITS: Mapping[Phase, PhaseLimits] = MappingProxyType(
@@ -160,11 +153,14 @@ class ClaudeAgent:
         return agent_env.build(home, explicit=explicit, allow=self._config.env_allow)
 
     def _budget(self, request: AgentRequest) -> Budget:
+        # The core's limits for this run (a repository's, capped) never go past ours.
         limits = self._config.limits.get(request.phase, PhaseLimits())
-        phase_usd, left = limits.max_budget_usd, request.budget_left_usd
+        turns = capped(request.max_turns, limits.max_turns)
+        phase_usd = capped(request.max_budget_usd, limits.max_budget_usd)
+        left = request.budget_left_usd
         task_bound = left is not None and (phase_usd is None or left < phase_usd)
         usd = left if task_bound else phase_usd
-        return Budget(limits.max_turns, usd, task_bound)
+        return Budget(turns, usd, task_bound)
 
     async def _session(self, work: PhaseWork) -> AgentResult:
         request = work.request
@@ -249,7 +245,7 @@ class ClaudeAgent:
             system_prompt={"type": "preset", "preset": "claude_code"},
             cwd=str(work.cwd),
             env=dict(env),
-            model=self._config.model,
+            model=work.request.model or self._config.model,
             max_turns=budget.max_turns,
             max_budget_usd=budget.max_budget_usd,
             resume=session_id if resume else None,
@@ -269,7 +265,15 @@ class ClaudeAgent:
         if not self._sandboxed(work):
             return None
         denied, allowed = sandbox.worker_private_dirs(self._workspace.root)
-        return sandbox.claude_settings(self._config.allowed_domains, denied, allowed)
+        return sandbox.claude_settings(self._domains(work.request), denied, allowed)
+
+    def _domains(self, request: AgentRequest) -> tuple[str, ...]:
+        """The run's domains (a repository's, narrowed by the core), never beyond ours."""
+        ours = self._config.allowed_domains
+        if request.allowed_domains is None:
+            return ours
+        allowed = {d.casefold() for d in ours}
+        return tuple(d for d in request.allowed_domains if d.casefold() in allowed)
 
     async def _sandbox_missing(self, work: PhaseWork) -> AgentResult | None:
         """BLOCKED when this run needs a sandbox and none works here (the CLI never starts)."""

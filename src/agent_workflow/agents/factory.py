@@ -16,6 +16,7 @@ from agent_workflow.agents.command import CommandAgent, CommandConfig
 from agent_workflow.agents.model_proxy import ModelCredential, ModelProxy
 from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import PushTokens, UsageMeter
 from agent_workflow.workspace.workspace import FixedPushToken, Workspace
 
@@ -52,13 +53,10 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-def claude_agent(
-    settings: Settings, proxy: ModelProxy | None, push_tokens: PushTokens | None = None
-) -> ClaudeAgent:
-    """Claude Code through claude-agent-sdk; `AW_MAX_TURNS`/`AW_MAX_BUDGET_USD` override per
-    phase. `proxy` is how the CLI reaches the model (None only in tests that set the env);
-    `push_tokens` gives each push its credential (None: `AW_GITHUB_TOKEN`, if set)."""
-    limits = {
+def phase_limits(settings: Settings) -> dict[Phase, PhaseLimits]:
+    """The deployment's limits per phase run: `AW_MAX_TURNS`/`AW_MAX_BUDGET_USD` when set,
+    else the agent's per-phase defaults. A repository's settings may only lower them."""
+    return {
         phase: PhaseLimits(
             max_turns=settings.max_turns if settings.max_turns is not None else d.max_turns,
             max_budget_usd=(
@@ -67,6 +65,15 @@ def claude_agent(
         )
         for phase, d in DEFAULT_LIMITS.items()
     }
+
+
+def claude_agent(
+    settings: Settings, proxy: ModelProxy | None, push_tokens: PushTokens | None = None
+) -> ClaudeAgent:
+    """Claude Code through claude-agent-sdk; `AW_MAX_TURNS`/`AW_MAX_BUDGET_USD` override per
+    phase. `proxy` is how the CLI reaches the model (None only in tests that set the env);
+    `push_tokens` gives each push its credential (None: `AW_GITHUB_TOKEN`, if set)."""
+    limits = phase_limits(settings)
     workspace = _workspace(settings, push_tokens)
     config = ClaudeConfig(
         limits=limits,

@@ -101,6 +101,9 @@ class Event:
     # The repository's id (`repository.id`): it survives renames and transfers, so a task
     # is found by it; None only in events stored before it was parsed.
     repo_id: int | None = None
+    # The GitHub App installation the event came through (`installation.id`): its token
+    # acts for the task. None for a repository webhook (token auth) or an older event.
+    installation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class TaskInfo:
     clone_url: str = ""
     default_branch: str = "main"
     repo_id: int | None = None  # GitHub's id of the repository (None: not known yet)
+    installation_id: int | None = None  # the App installation acting for it (None: token auth)
 
     @property
     def branch(self) -> str:
@@ -133,6 +137,9 @@ class Task(TaskInfo):
     # what we posted) are named with it: a rename must never change a key, or an effect
     # begun before it would be performed again under a new one.
     key_repo: str = ""
+    # Why nothing runs for the task now (its installation suspended or deleted, its
+    # repository removed from the installation); None while it may run.
+    held_reason: str | None = None
 
     @property
     def effect_repo(self) -> str:

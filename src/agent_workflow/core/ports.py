@@ -81,6 +81,19 @@ class CheckRun:
     annotations: tuple[str, ...] = ()  # "path:line: message", failing runs only
 
 
+@dataclass(frozen=True)
+class RepoFile:
+    """A file of a repository at a ref, as the contents API answers.
+
+    `unchanged`: GitHub answered 304 to the ETag asked with (`text` and `sha` are empty:
+    the caller's copy is current; such an answer costs no rate limit)."""
+
+    etag: str
+    text: str = ""
+    sha: str = ""  # the blob sha: the file's version
+    unchanged: bool = False
+
+
 @runtime_checkable
 class Forge(Protocol):
     """What the core asks of GitHub (or the emulator, or the in-memory twin)."""
@@ -141,6 +154,13 @@ class Forge(Protocol):
 
     async def check_runs(self, repo: str, sha: str) -> list[CheckRun]:
         """The check runs of a commit; failing ones with their annotations."""
+        ...
+
+    async def file_contents(
+        self, repo: str, path: str, ref: str, *, etag: str | None = None
+    ) -> RepoFile | None:
+        """The file at `path` on `ref` (`GET …/contents/{path}?ref=`), None when absent;
+        with `etag`, a conditional request (`unchanged` when it still matches)."""
         ...
 
 
@@ -222,6 +242,12 @@ class AgentRequest:
     pr_number: int | None = None
     budget_left_usd: float | None = None  # what remains of the task's cap across attempts
     round: RoundWork | None = None  # revise/repair: what the round is about
+    # The run's limits as the core decided them (the repository's settings, capped by the
+    # deployment's); None: the agent's own (the deployment's) limit applies.
+    max_turns: int | None = None
+    max_budget_usd: float | None = None
+    model: str | None = None  # None: the deployment's model
+    allowed_domains: tuple[str, ...] | None = None  # None: the deployment's domains
 
 
 @dataclass(frozen=True)
@@ -422,6 +448,18 @@ class TaskStore(Protocol):
         keys keep the name it was created under); None when there is no such task."""
         ...
 
+    async def set_installation(self, task_id: int, installation_id: int, now: float) -> Task | None:
+        """The App installation the task's events now come through; None: no such task."""
+        ...
+
+
+class InstallationStore(Protocol):
+    """GitHub App installations: a suspended or deleted one starts nothing."""
+
+    async def held(self, installation_id: int) -> str | None:
+        """Why nothing may start for this installation (None: it may)."""
+        ...
+
 
 class PhaseStore(Protocol):
     """Phase runs: every transition one conditional statement; writes after a claim fenced."""
@@ -592,6 +630,11 @@ class Store(Protocol):
     @property
     def slots(self) -> AgentSlots:
         """The deployment's agent slots."""
+        ...
+
+    @property
+    def installations(self) -> InstallationStore:
+        """GitHub App installations (suspended, deleted)."""
         ...
 
     @property

@@ -46,6 +46,7 @@ from agent_workflow.core.ports import (
     RoundWork,
     Store,
 )
+from agent_workflow.core.repo_settings import RepoConfigs, capped
 from agent_workflow.core.routed import Action, Routed, ran
 from agent_workflow.core.runner import PhaseRunner
 
@@ -67,6 +68,12 @@ class RoundLimits:
     def of(self, phase: Phase) -> int:
         """The limit of `phase` (a round phase)."""
         return self.revise if phase is Phase.REVISE else self.repair
+
+    def narrowed(self, revise: int | None, repair: int | None) -> RoundLimits:
+        """These limits lowered by a repository's (None: not lowered); never raised."""
+        return RoundLimits(
+            revise=capped(revise, self.revise) or 0, repair=capped(repair, self.repair) or 0
+        )
 
 
 def from_checks(event: Event) -> bool:
@@ -103,6 +110,7 @@ class RoundRouter:
         limits: RoundLimits,
         *,
         settle: Callable[[Task, PhaseRun], Awaitable[None]],
+        configs: RepoConfigs,
     ) -> None:
         self._store = store
         self._forge = forge
@@ -111,6 +119,7 @@ class RoundRouter:
         self._clock = clock
         self._limits = limits
         self._settle = settle
+        self._configs = configs
 
     async def route(self, event: Event, state: IssueState | None) -> Routed:
         """Open the round `event` asks for (once) and drive it; or say why not."""
@@ -135,29 +144,38 @@ class RoundRouter:
             # when this round can open). Review and repair rounds never overlap: both
             # work on the pull request's branch.
             raise PhaseBusy(f"a round of task {task.id} is not settled yet")
-        if await self._store.rounds.count(task.id, phase) >= self._limits.of(phase):
+        limits = await self._limits_of(task)
+        if await self._store.rounds.count(task.id, phase) >= limits.of(phase):
             # Past the limit no input is worth reading; `_open` says so (or finds this
             # trigger's round, if a concurrent duplicate opened it meanwhile).
-            return await self._open(task, phase, RoundWork(trigger), event.delivery_id)
+            return await self._open(task, phase, RoundWork(trigger), event.delivery_id, limits)
         work = await self._input(task, phase, trigger)
         if phase is Phase.REPAIR and not work.checks:
             return Routed(Action.NOOP, "no failing checks on that commit", phase)
         if from_checks(event) and await self._repeats(task, work):
             return Routed(Action.NOOP, "the same failure came back after a repair", phase)
-        return await self._open(task, phase, work, event.delivery_id)
+        return await self._open(task, phase, work, event.delivery_id, limits)
 
-    async def _open(self, task: Task, phase: Phase, work: RoundWork, delivery: str) -> Routed:
+    async def _limits_of(self, task: Task) -> RoundLimits:
+        """The deployment's round limits, lowered by the repository's settings (read once
+        per round that may open: a duplicate of an opened round never gets here)."""
+        repo = (await self._configs.for_repo(task.repo, task.default_branch)).settings
+        return self._limits.narrowed(repo.max_revise, repo.max_repair)
+
+    async def _open(
+        self, task: Task, phase: Phase, work: RoundWork, delivery: str, limits: RoundLimits
+    ) -> Routed:
         """Open the round (one transaction) and drive it; at the limit, say so once."""
         key = work.trigger.key
         opened = await self._store.rounds.open(
-            task.id, phase, work, delivery, self._limits.of(phase), self._clock()
+            task.id, phase, work, delivery, limits.of(phase), self._clock()
         )
         # Opened, or found: also when busy or at the limit, if it was this very trigger's
         # round that a concurrent duplicate (a check run and its suite) opened meanwhile.
         found = await self._store.rounds.find(task.id, phase, key)
         if found is None:
             if opened is RoundOpened.LIMIT:
-                await self._say_limit(task, phase)
+                await self._say_limit(task, phase, limits.of(phase))
                 return Routed(Action.NOOP, f"{phase} round limit reached", phase)
             if opened is RoundOpened.BUSY:
                 raise PhaseBusy(f"the current {phase} round is not settled yet")
@@ -239,8 +257,7 @@ class RoundRouter:
         await self._say(task, Phase.REPAIR, previous.attempt, "repeat-failure", body)
         return True
 
-    async def _say_limit(self, task: Task, phase: Phase) -> None:
-        limit = self._limits.of(phase)
+    async def _say_limit(self, task: Task, phase: Phase, limit: int) -> None:
         what = "review" if phase is Phase.REVISE else "CI repair"
         body = (
             f"**agent-blocked**: this pull request has had {limit} {what} rounds, the most "

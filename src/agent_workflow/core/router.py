@@ -28,6 +28,7 @@ from agent_workflow.core.model import (
 )
 from agent_workflow.core.ports import Clock, Forge, Store
 from agent_workflow.core.recovery import RecoveryPoint, recovery_point
+from agent_workflow.core.repo_settings import RepoConfigs
 from agent_workflow.core.rounds import RoundLimits, RoundRouter, from_checks
 from agent_workflow.core.routed import Action, Routed, ran
 from agent_workflow.core.runner import Executed, PhaseRunner
@@ -67,6 +68,7 @@ class Router:
         own_login: str,
         forge: Forge,
         round_limits: RoundLimits,
+        configs: RepoConfigs,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -75,7 +77,7 @@ class Router:
         self._clock = clock
         self._own_login = own_login
         self._rounds = RoundRouter(
-            store, forge, runner, ledger, clock, round_limits, settle=self._settle
+            store, forge, runner, ledger, clock, round_limits, settle=self._settle, configs=configs
         )
 
     async def route(
@@ -88,21 +90,15 @@ class Router:
         A state read a moment ago is safe to decide from: settled stays settled, a
         busy phase's event is a duplicate, and every action is a conditional write.
         """
-        # A merge counts whoever merged: merging takes write access, a merge queue
-        # (`github-merge-queue[bot]`) or our own bot may do it, and `_merged` accepts only
-        # the task's own pull request. Failing checks count whoever sent them (GitHub sends
-        # them as the app or the pusher, usually us): `rounds` accepts only the head we
-        # pushed. Every other event of a bot or an untrusted actor is ignored.
-        if event.intent is not Intent.MERGED and not from_checks(event):
-            if is_bot(event.actor, event.actor_is_bot, self._own_login):
-                return Routed(Action.IGNORED, "bot actor")
-            if not await self._trust.allows(event.repo, event.actor):
-                log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
-                return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
+        refused = await self._refused(event)
+        if refused is not None:
+            return refused
         # One read answers most events: the task and all its phases.
         if state is UNREAD or (state is None and not event.issue_number):
             state = await self._state(event)
         state = await self._current(event, state)
+        if state is not None and state.task.held_reason is not None:
+            return Routed(Action.IGNORED, state.task.held_reason)
         settled = self._settled(event, state)
         if settled is not None:
             return settled
@@ -124,6 +120,29 @@ class Router:
             case _:  # pragma: no cover - a new intent without a branch is a loud bug
                 raise AssertionError(f"unknown intent {event.intent!r}")
 
+    async def _refused(self, event: Event) -> Routed | None:
+        """Why this event is ignored before the issue is read, or None.
+
+        A merge counts whoever merged: merging takes write access, a merge queue
+        (`github-merge-queue[bot]`) or our own bot may do it, and `_merged` accepts only
+        the task's own pull request. Failing checks count whoever sent them (GitHub sends
+        them as the app or the pusher, usually us): `rounds` accepts only the head we
+        pushed. Every other event of a bot or an untrusted actor is ignored.
+        """
+        if event.installation_id is not None:
+            # Before anything that asks GitHub: a suspended installation's token is refused.
+            held = await self._store.installations.held(event.installation_id)
+            if held is not None:
+                log.info("route.installation_held", repo=event.repo, reason=held)
+                return Routed(Action.IGNORED, held)
+        if event.intent is not Intent.MERGED and not from_checks(event):
+            if is_bot(event.actor, event.actor_is_bot, self._own_login):
+                return Routed(Action.IGNORED, "bot actor")
+            if not await self._trust.allows(event.repo, event.actor):
+                log.info("route.untrusted", repo=event.repo, actor=event.actor, intent=event.intent)
+                return Routed(Action.IGNORED, f"{event.actor} lacks write permission")
+        return None
+
     async def _state(self, event: Event) -> IssueState | None:
         """The issue's state; a comment on a pull request names only the PR."""
         repo, number = event.repo, event.issue_number
@@ -138,7 +157,23 @@ class Router:
         """The state with its task under its repository's current name (see `_moved`)."""
         if state is None:
             return None
-        return IssueState(await self._moved(event, state.task), state.runs)
+        task = await self._moved(event, state.task)
+        return IssueState(await self._installed(event, task), state.runs)
+
+    async def _installed(self, event: Event, task: Task) -> Task:
+        """The task under the installation its latest event came through (one statement,
+        only on a change): that installation's token acts for it from now on."""
+        if event.installation_id is None or task.installation_id == event.installation_id:
+            return task
+        log.info(
+            "task.installation_changed",
+            task=task.id,
+            old=task.installation_id,
+            new=event.installation_id,
+        )
+        now = self._clock()
+        changed = await self._store.tasks.set_installation(task.id, event.installation_id, now)
+        return changed or task
 
     async def _moved(self, event: Event, task: Task) -> Task:
         """The task under the name its repository has now: an event that names the task's
@@ -167,6 +202,8 @@ class Router:
         task = await self._store.tasks.get(task_id)
         if task is None:
             return Routed(Action.NOOP, "no such task")
+        if task.held_reason is not None:  # nothing runs until its installation is back
+            return Routed(Action.NOOP, task.held_reason)
         return ran(phase, await self._runner.execute(task, phase))
 
     async def _run(self, task: Task, phase: Phase, known: PhaseRun | None, event: Event) -> Routed:
@@ -259,4 +296,5 @@ def _info(event: Event) -> TaskInfo:
         clone_url=event.clone_url,
         default_branch=event.default_branch,
         repo_id=event.repo_id,
+        installation_id=event.installation_id,
     )

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TypeVar
 
 import structlog
 
-from agent_workflow.core.errors import EffectRefused, LeaseLost
+from agent_workflow.core.effects import Effect, EffectKind, effect_key
+from agent_workflow.core.errors import EffectRefused, ForgeError, LeaseLost
 from agent_workflow.core.hooks import (
     REFUSED_PREFIX,
     HookContext,
@@ -36,6 +37,7 @@ from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.core.ledger import Ledger, Scope
 from agent_workflow.core.limits import AgentLimits, SlotRequest, budget_reached, holding, take_slot
 from agent_workflow.core.model import Guard, Phase, PhaseRun, PhaseStatus, Task
+from agent_workflow.core.neutralise import neutralise
 from agent_workflow.core.ports import (
     Agent,
     AgentRequest,
@@ -47,6 +49,16 @@ from agent_workflow.core.ports import (
 )
 from agent_workflow.core.progress import Reporter, reporting
 from agent_workflow.core.recovery import RecoveryPoint, recovery_point
+from agent_workflow.core.repo_settings import (
+    CONFIG_PATH,
+    PhaseLimits,
+    RepoConfig,
+    RepoConfigs,
+    allowed_domains,
+    capped,
+    invalid_comment,
+    phase_limits,
+)
 from agent_workflow.core.text import clean_text
 
 log = structlog.get_logger(__name__)
@@ -74,6 +86,10 @@ class RunnerSettings:
     progress_interval_s: float | None  # live progress: at most one edit per this (None: off)
     pr_draft: bool  # open the delivered pull request as a draft
     limits: AgentLimits  # agents at once and the daily budget, across every worker
+    # The deployment's caps that a repository's settings may only narrow: per phase run
+    # (a phase absent: no cap), and the domains sandboxed commands may reach.
+    phase_limits: Mapping[Phase, PhaseLimits]
+    allowed_domains: tuple[str, ...]
 
 
 class Executed(StrEnum):
@@ -104,12 +120,14 @@ class PhaseRunner:
         ledger: Ledger,
         settings: RunnerSettings,
         clock: Clock,
+        configs: RepoConfigs,
     ) -> None:
         self._store = store
         self._agent = agent
         self._ledger = ledger
         self._settings = settings
         self._clock = clock
+        self._configs = configs
 
     async def execute(
         self,
@@ -181,18 +199,45 @@ class PhaseRunner:
         return None if claimed is None else await self._run_claimed(task, claimed)
 
     async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
-        """Run the agent under the claim; a final result goes on to its effects."""
+        """Run the agent under the claim; a final result goes on to its effects. The
+        repository's settings are read once here, for the run and its effects."""
         reporter = self._reporter(task, claimed)
         try:
-            run = await self._run_agent(task, claimed, reporter)
+            config = await self._repo_config(task, claimed)
+            run = await self._run_agent(task, claimed, reporter, config)
         except LeaseLost:
             log.warning("phase.lease_lost", task=task.id, phase=claimed.phase, fence=claimed.fence)
             return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
         if run.status.is_final:
-            return await self._perform_effects(task, run, reporter)
+            return await self._perform_effects(task, run, reporter, config)
         # The agent errored and the run is pending again (the store turns it `failed` at
         # `max_failures`, so this recursion is bounded): claim it anew, resuming the session.
         return await self.execute(task, run.phase, known=run)
+
+    # -- the repository's settings ----------------------------------------------
+
+    async def _repo_config(self, task: Task, run: PhaseRun) -> RepoConfig:
+        """The repository's settings for this run; an invalid file is said once per file
+        version on the issue (a keyed effect), and the deployment's values apply."""
+        config = await self._configs.for_repo(task.repo, task.default_branch)  # a read
+        if config.error:
+            log.warning("repo_config.invalid", repo=task.repo, version=config.version)
+            await self._under_lease(
+                run.guard, _lease_until(run), self._say_invalid(task, run, config)
+            )
+        return config
+
+    async def _say_invalid(self, task: Task, run: PhaseRun, config: RepoConfig) -> None:
+        name = f"repo-config-invalid-{config.version or 'unknown'}"
+        # Keyed by the file's version, not the phase: one comment per issue and version.
+        key = effect_key(task.effect_repo, task.issue_number, "config", 0, name)
+        body = invalid_comment(CONFIG_PATH, task.default_branch, neutralise(config.error))
+        effect = Effect(key, EffectKind.COMMENT, task.repo, task.issue_number, body=body)
+        scope = Scope(task.id, run.phase.value, run.attempt, run.guard)
+        try:
+            await self._ledger.perform(effect, scope)
+        except (EffectRefused, ForgeError):  # the run goes on; the logs keep it
+            log.exception("repo_config.comment_failed", task=task.id)
 
     # -- the limits --------------------------------------------------------------
 
@@ -237,7 +282,9 @@ class PhaseRunner:
 
     # -- the agent ---------------------------------------------------------------
 
-    async def _run_agent(self, task: Task, run: PhaseRun, reporter: Reporter | None) -> PhaseRun:
+    async def _run_agent(
+        self, task: Task, run: PhaseRun, reporter: Reporter | None, config: RepoConfig
+    ) -> PhaseRun:
         """Run or resume the agent under `run`'s fence, in an agent slot; record the
         result fenced. The slot is held from just before the agent's audit row
         (`agent_runs.started_at`) until the result is recorded.
@@ -248,10 +295,10 @@ class PhaseRunner:
         s = self._settings
         want = SlotRequest(task.repo, s.owner, run.id, s.lease_s, s.heartbeat_s)
         async with holding(self._store.slots, slot, want, self._clock):
-            return await self._run_agent_in_slot(task, run, reporter)
+            return await self._run_agent_in_slot(task, run, reporter, config)
 
     async def _run_agent_in_slot(
-        self, task: Task, run: PhaseRun, reporter: Reporter | None
+        self, task: Task, run: PhaseRun, reporter: Reporter | None, config: RepoConfig
     ) -> PhaseRun:
         s = self._settings
         phases = self._store.phases
@@ -273,7 +320,8 @@ class PhaseRunner:
             session=session_id,
             resume=resume,
         )
-        request = self._request(task, run, session_id, resume, await self._round(task, run))
+        round_ = await self._round(task, run)
+        request = self._request(task, run, session_id, resume, round_, config)
         result = await self._under_lease(
             run.guard, _lease_until(run), self._attempt(request, reporter)
         )
@@ -329,11 +377,19 @@ class PhaseRunner:
         return found
 
     def _request(
-        self, task: Task, run: PhaseRun, session_id: str, resume: bool, round_: Round | None
+        self,
+        task: Task,
+        run: PhaseRun,
+        session_id: str,
+        resume: bool,
+        round_: Round | None,
+        config: RepoConfig,
     ) -> AgentRequest:
         plan = run.plan_text if run.phase is not Phase.PLAN else ""
-        budget = self._settings.task_budget_usd
+        s, repo = self._settings, config.settings
+        budget = capped(repo.task_budget_usd, s.task_budget_usd)
         budget_left = None if budget is None else max(0.0, budget - run.task_cost_usd)
+        limits = phase_limits(repo, s.phase_limits, run.phase)
         return AgentRequest(
             task_id=task.id,
             repo=task.repo,
@@ -351,12 +407,20 @@ class PhaseRunner:
             pr_number=task.pr_number,
             budget_left_usd=budget_left,
             round=None if round_ is None else round_.work,
+            max_turns=limits.max_turns,
+            max_budget_usd=limits.max_budget_usd,
+            model=repo.model,
+            allowed_domains=allowed_domains(repo, s.allowed_domains),
         )
 
     # -- the effects -------------------------------------------------------------
 
     async def _perform_effects(
-        self, task: Task, run: PhaseRun, reporter: Reporter | None = None
+        self,
+        task: Task,
+        run: PhaseRun,
+        reporter: Reporter | None = None,
+        config: RepoConfig | None = None,
     ) -> Execution:
         """Run the hooks of a finished run under its fence, then mark the effects done.
 
@@ -392,7 +456,7 @@ class PhaseRunner:
             set_pr_number,
             record_push=record_push,
             round=await self._round(task, run),
-            pr_draft=self._settings.pr_draft,
+            pr_draft=await self._draft(task, run, config),
         )
         try:
             try:
@@ -407,6 +471,17 @@ class PhaseRunner:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
             return Execution(Executed.LEASE_LOST, run.status)
         return Execution(Executed.SETTLED, run.status)
+
+    async def _draft(self, task: Task, run: PhaseRun, config: RepoConfig | None) -> bool:
+        """Whether the delivered pull request opens as a draft: the repository's choice,
+        else the deployment's. Read here only for a completed deliver whose agent ran
+        elsewhere (a dead worker's effects): the settings as they are now."""
+        if config is None:
+            if run.phase is not Phase.DELIVER or run.status is not PhaseStatus.COMPLETE:
+                return self._settings.pr_draft
+            config = await self._configs.for_repo(task.repo, task.default_branch)
+        draft = config.settings.draft
+        return self._settings.pr_draft if draft is None else draft
 
     async def _last_edit(self, run: PhaseRun, reporter: Reporter, ending: str) -> None:
         """The progress comment's last edit, after the effects, fenced in the database

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from agent_workflow.core.effects import Markers
 from agent_workflow.core.ledger import Ledger
 from agent_workflow.core.ports import Agent, Clock, Forge, Store
+from agent_workflow.core.repo_settings import RepoConfigs
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.router import Router
 from agent_workflow.core.runner import PhaseRunner, RunnerSettings
@@ -37,11 +38,13 @@ def build_core(
     uncertain_backoff_s: float,
     permission_ttl_s: float,
     round_limits: RoundLimits,
+    repo_configs: RepoConfigs,
 ) -> Core:
     """Wire a `Router` over the given store, forge and agent.
 
     `own_login` is our GitHub identity (learned at start); the ledger adopts only what it
-    authored, with markers signed under `marker_secret`.
+    authored, with markers signed under `marker_secret`. `repo_configs` resolves each
+    repository's settings (`core.repo_settings`).
     """
     ledger = Ledger(
         store.effects,
@@ -51,7 +54,7 @@ def build_core(
         own_login=own_login,
         markers=Markers(marker_secret),
     )
-    runner = PhaseRunner(store, agent, ledger, settings, clock)
+    runner = PhaseRunner(store, agent, ledger, settings, clock, repo_configs)
     trust = Trust(forge, clock, ttl_s=permission_ttl_s)
     router = Router(
         store,
@@ -62,5 +65,6 @@ def build_core(
         own_login=own_login,
         forge=forge,
         round_limits=round_limits,
+        configs=repo_configs,
     )
     return Core(store, forge, agent, ledger, runner, router)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
+from agent_workflow.forge.auth import InstallationHint
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
 
@@ -25,8 +26,13 @@ def _private_key(value: str) -> str:
 
 
 @asynccontextmanager
-async def github_forge(settings: Settings) -> AsyncIterator[GitHubForge]:
-    """The adapter for `AW_GITHUB_API_URL`, authenticated by token or as a GitHub App."""
+async def github_forge(
+    settings: Settings, *, hint: InstallationHint | None = None
+) -> AsyncIterator[GitHubForge]:
+    """The adapter for `AW_GITHUB_API_URL`, authenticated by token or as a GitHub App.
+
+    As an App, `AW_GITHUB_INSTALLATION_ID` is optional: each repository's calls use the
+    installation its task's events named (`hint`, the tasks table) or GitHub says."""
     policy = RequestPolicy(
         timeout=settings.github_timeout_s, mutation_interval=settings.github_mutation_interval_s
     )
@@ -36,22 +42,19 @@ async def github_forge(settings: Settings) -> AsyncIterator[GitHubForge]:
             base_url=settings.github_api_url,
             policy=policy,
         )
-    elif (
-        settings.github_app_id
-        and settings.github_app_private_key
-        and settings.github_installation_id
-    ):
+    elif settings.github_app_id and settings.github_app_private_key:
         forge = GitHubForge.from_app(
             settings.github_app_id,
             _private_key(settings.github_app_private_key.get_secret_value()),
             settings.github_installation_id,
             base_url=settings.github_api_url,
             policy=policy,
+            hint=hint,
         )
     else:
         raise ConfigError(
-            "no GitHub credentials: set AW_GITHUB_TOKEN, or AW_GITHUB_APP_ID, "
-            "AW_GITHUB_APP_PRIVATE_KEY and AW_GITHUB_INSTALLATION_ID"
+            "no GitHub credentials: set AW_GITHUB_TOKEN, or AW_GITHUB_APP_ID and "
+            "AW_GITHUB_APP_PRIVATE_KEY (AW_GITHUB_INSTALLATION_ID optional)"
         )
     async with forge:
         yield forge

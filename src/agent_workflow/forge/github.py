@@ -9,6 +9,7 @@ count as success, so the effect ledger can simply perform again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from datetime import datetime
@@ -27,9 +28,10 @@ from agent_workflow.core.ports import (
     LabelActor,
     Permission,
     PullRequest,
+    RepoFile,
     ReviewComment,
 )
-from agent_workflow.forge.auth import AppAuth, TokenAuth
+from agent_workflow.forge.auth import AppAuth, InstallationHint, TokenAuth
 from agent_workflow.forge.http import (
     ForgeStats,
     GitHubApiError,
@@ -136,15 +138,18 @@ class GitHubForge:
         cls,
         app_id: int | str,
         private_key_pem: str,
-        installation_id: int,
+        installation_id: int | None = None,
         *,
         base_url: str,
         policy: RequestPolicy,
         spacer: MutationSpacer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        hint: InstallationHint | None = None,
     ) -> GitHubForge:
-        """An adapter acting as a GitHub App installation (tokens minted and cached)."""
-        auth = AppAuth(app_id, private_key_pem, installation_id)
+        """An adapter acting as a GitHub App: each repository's calls carry its own
+        installation's token (minted and cached per installation, see `AppAuth`);
+        `installation_id` is the fixed one, if configured."""
+        auth = AppAuth(app_id, private_key_pem, installation_id, hint=hint)
         http = GitHubHttp(
             auth, base_url=base_url, policy=policy, spacer=spacer, transport=transport
         )
@@ -296,6 +301,29 @@ class GitHubForge:
             )
         return runs
 
+    async def file_contents(
+        self, repo: str, path: str, ref: str, *, etag: str | None = None
+    ) -> RepoFile | None:
+        """`GET …/contents/{path}?ref=`: the file (base64 decoded), None when absent (404, or
+        not a file); with `etag`, conditional: 304 is `unchanged` and costs no rate limit."""
+        url = f"{_repo_path(repo)}/contents/{quote(path, safe='/')}"
+        headers = {"if-none-match": etag} if etag else None
+        response = await self.http.request("GET", url, params={"ref": ref}, headers=headers)
+        if response.status_code == 304:
+            return RepoFile(etag=response.headers.get("etag") or etag or "", unchanged=True)
+        if response.status_code == 404:
+            return None
+        data = _ok(response)
+        if not isinstance(data, dict) or data.get("type") != "file":
+            return None
+        if data.get("encoding") != "base64":  # GitHub leaves files over 1 MB out
+            raise ForgeError(f"{path} on {ref} in {repo} came without its content")
+        try:
+            text = base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
+        except ValueError as exc:
+            raise ForgeError(f"{path} on {ref} in {repo}: unreadable content") from exc
+        return RepoFile(etag=response.headers.get("etag", ""), text=text, sha=str(data["sha"]))
+
     async def _annotations(self, repo: str, run_id: int) -> tuple[str, ...]:
         """The first `MAX_ANNOTATIONS` annotations of a check run, as `path:line: message`."""
         path = f"{_repo_path(repo)}/check-runs/{run_id}/annotations"
@@ -408,11 +436,32 @@ class GitHubForge:
         return HookRequest({str(k): str(v) for k, v in headers.items()}, payload)
 
     async def app_repositories(self) -> list[dict[str, Any]]:
-        """`GET /installation/repositories` (the installation token)."""
+        """The repositories of every installation of the App (`GET /app/installations`, App
+        JWT, then each one's `GET /installation/repositories` with its own token); with a
+        fixed token, that token's installation's."""
+        auth = self.http.auth
+        if not isinstance(auth, AppAuth) or auth.installation_id is not None:
+            return await self._installation_repositories(None)
+        found: list[dict[str, Any]] = []
+        async for item in self._pages("/app/installations", {"per_page": PER_PAGE}, as_app=True):
+            if isinstance(item, dict) and item.get("suspended_at") is None:
+                found.extend(await self._installation_repositories(int(item["id"])))
+        return found
+
+    async def _installation_repositories(self, installation: int | None) -> list[dict[str, Any]]:
+        """`GET /installation/repositories` with `installation`'s token (None: the fixed
+        one); each repository's installation is remembered on the way."""
+        query: dict[str, str | int] = {"per_page": PER_PAGE}
         pages = self._pages(
-            "/installation/repositories", {"per_page": PER_PAGE}, key="repositories"
+            "/installation/repositories", query, key="repositories", installation=installation
         )
-        return [item async for item in pages]
+        found = [item async for item in pages]
+        auth = self.http.auth
+        if installation is not None and isinstance(auth, AppAuth):
+            for item in found:
+                if isinstance(item, dict) and item.get("full_name"):
+                    auth.remember(str(item["full_name"]), installation)
+        return found
 
     async def repository(self, repo: str) -> dict[str, Any]:
         """`GET /repos/{owner}/{repo}`."""
@@ -456,16 +505,22 @@ class GitHubForge:
         *,
         key: str | None = None,
         as_app: bool = False,
+        installation: int | None = None,
     ) -> AsyncGenerator[Any, None]:
         """Items of a paginated list, following `Link: rel="next"` (on our host only).
 
         `key` names the list inside an object answer (`check_runs` of `{total_count, ...}`).
-        `as_app`: each page is asked with a fresh App JWT (the App's own endpoints).
+        `as_app`: each page is asked with a fresh App JWT (the App's own endpoints);
+        `installation`: with that installation's token (no repository in the path names it).
         """
         url: str | httpx.URL = path
         query: dict[str, str | int] | None = params
         while True:
             authorization = self._app_authorization() if as_app else None
+            if installation is not None and isinstance(self.http.auth, AppAuth):
+                authorization = await self.http.auth.installation_authorization(
+                    self.http, installation
+                )
             response = await self.http.request(
                 "GET", url, params=query, authorization=authorization
             )

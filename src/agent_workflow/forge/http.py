@@ -144,12 +144,12 @@ class ForgeStats:
 class Authenticator(Protocol):
     """Supplies the `Authorization` header (see `forge.auth`)."""
 
-    async def authorization(self, http: GitHubHttp) -> str:
-        """The header value to send now (may mint a token through `http`)."""
+    async def authorization(self, http: GitHubHttp, url: httpx.URL | None = None) -> str:
+        """The header value to send now to `url` (may mint a token through `http`)."""
         ...
 
-    def invalidate(self) -> None:
-        """Forget a cached credential GitHub rejected."""
+    def invalidate(self, url: httpx.URL | None = None, http: GitHubHttp | None = None) -> None:
+        """Forget a cached credential GitHub rejected for `url`."""
         ...
 
     async def push_token(self, http: GitHubHttp, repo: str) -> str:
@@ -235,12 +235,13 @@ class GitHubHttp:
         params: dict[str, str | int] | None = None,
         kind: Kind | None = None,
         authorization: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """Send under the policy; returns any answer that is not retried or raised.
 
         `kind` defaults to read for GET and mutation otherwise; `token` marks
         App token minting (repeatable, not spaced). `authorization` overrides
-        the authenticator (the App JWT).
+        the authenticator (the App JWT); `headers` are sent besides (`If-None-Match`).
         """
         kind = kind or ("read" if method.upper() == "GET" else "mutation")
         target = url if isinstance(url, httpx.URL) else self.url(url)
@@ -250,11 +251,15 @@ class GitHubHttp:
             await self._before_send(kind)
             if kind == "mutation":
                 assert_lease_held()  # after any wait: a frozen worker must not send (G5)
-            header = authorization or await self.auth.authorization(self)
+            header = authorization or await self.auth.authorization(self, target)
             self._count(kind)
             try:
                 response = await self._client.request(
-                    method, target, json=json, params=params, headers={"authorization": header}
+                    method,
+                    target,
+                    json=json,
+                    params=params,
+                    headers={**(headers or {}), "authorization": header},
                 )
             except httpx.TransportError as exc:
                 failures += 1
@@ -269,7 +274,7 @@ class GitHubHttp:
             if response.status_code == 401 and authorization is None and not reauthenticated:
                 # A revoked or expired installation token: GitHub refused it, nothing applied.
                 reauthenticated = True
-                self.auth.invalidate()
+                self.auth.invalidate(target, self)
                 continue
             if response.status_code >= 500:
                 failures += 1

@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 OnAccepted = Callable[[str, str], Awaitable[None]]
 """Called with (delivery_id, hook_id) once a new delivery's row is committed."""
+OnPush = Callable[[Mapping[str, Any]], object]
+"""Called with a verified `push` payload (a repository's settings file may have changed)."""
 
 WEBHOOK_PATH = "/webhooks/github"
 # GitHub gives a receiver 10 s before it marks the delivery failed; dispatching
@@ -76,6 +78,7 @@ def create_app(
     clock: Callable[[], float] = now,
     dispatch_timeout_s: float = DISPATCH_TIMEOUT_S,
     body_timeout_s: float,
+    on_push: OnPush | None = None,
 ) -> Starlette:
     """The ingress ASGI app. Raises `ConfigError` without a secret or with a non-positive cap.
 
@@ -83,6 +86,8 @@ def create_app(
     well-known key, so it is refused at start rather than accepted silently.
     `max_body_bytes` and `triggers` come from `Settings` (`AW_WEBHOOK_MAX_BODY_BYTES`,
     `AW_PLAN_LABEL`…); a delivery is parsed here, once, and stored with its `Event`.
+    `on_push` sees each verified `push` (the repository settings cache drops what it
+    changed); a push starts nothing and is not stored.
     """
     if not secret:
         raise ConfigError("a webhook secret is required (AW_WEBHOOK_SECRET)")
@@ -97,6 +102,7 @@ def create_app(
         dispatch_timeout_s,
         triggers,
         body_timeout_s,
+        on_push,
     )
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -124,6 +130,7 @@ class _Webhooks:
     dispatch_timeout_s: float
     triggers: Triggers
     body_timeout_s: float
+    on_push: OnPush | None
 
     async def handle(self, request: Request) -> JSONResponse:
         """Verify, parse, store, dispatch; the status code tells GitHub what happened."""
@@ -154,6 +161,8 @@ class _Webhooks:
     async def _event(self, delivery: _Delivery, raw: bytes) -> JSONResponse:
         try:
             payload = payloads.decode(raw, max_depth=MAX_JSON_DEPTH)
+            if delivery.event == "push" and self.on_push is not None:
+                self.on_push(payload)
             stored = await store_delivery(
                 self.store,
                 self.triggers,

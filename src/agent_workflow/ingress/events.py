@@ -382,6 +382,7 @@ def _event(
         pr_number=pr_number,
         round=round,
         repo_id=_repo_id(repository),
+        installation_id=installation_id(payload),
     )
 
 
@@ -391,6 +392,15 @@ def _repo_id(repository: Mapping[str, Any]) -> int | None:
     if repository.get("id") is None:
         return None
     return _int(repository, "id", "repository.id", maximum=None)
+
+
+def installation_id(payload: Mapping[str, Any]) -> int | None:
+    """`installation.id`: the GitHub App installation that sent the event (None for a
+    repository webhook)."""
+    installation = payload.get("installation")
+    if not isinstance(installation, Mapping) or installation.get("id") is None:
+        return None
+    return _int(installation, "id", "installation.id", maximum=None)
 
 
 def _command_line(body: str) -> str:

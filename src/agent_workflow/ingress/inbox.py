@@ -12,6 +12,7 @@ from typing import Any
 
 from agent_workflow.core.model import Event
 from agent_workflow.ingress.events import Ignored, Triggers, parse
+from agent_workflow.ingress.installations import apply_installation, parse_installation
 from agent_workflow.store import Store
 
 
@@ -36,6 +37,9 @@ async def store_delivery(
     Raises `BadEvent` when a handled event lacks a field it needs, and the store's
     errors when the row cannot be written (nothing acknowledged then).
     """
+    change = parse_installation(event, payload)
+    if change is not None:  # applied now, not routed: see `ingress.installations`
+        return Ignored(await apply_installation(store, change, now))
     parsed = parse(event, payload, delivery_id, triggers)
     if isinstance(parsed, Ignored):
         return parsed

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from agent_workflow.agents.factory import phase_limits
+from agent_workflow.agents.sandbox import parse_domains
 from agent_workflow.config import Settings, redacted_url
 from agent_workflow.core import clock
 from agent_workflow.core.errors import ConfigError, ForgeError, UncertainOutcome
@@ -14,6 +16,7 @@ from agent_workflow.core.ports import Agent, Forge, PushTokens
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
+from agent_workflow.forge.repo_config import ForgeRepoConfigs
 from agent_workflow.ingress.events import Triggers
 from agent_workflow.queue.protocol import JobQueue
 from agent_workflow.service.handler import JobHandler
@@ -36,6 +39,7 @@ class Runtime:
     handler: JobHandler
     queue: JobQueue
     sweeper: Sweeper
+    repo_configs: ForgeRepoConfigs  # the ingress drops an entry when a push changes the file
 
 
 def triggers_from(settings: Settings) -> Triggers:
@@ -93,9 +97,11 @@ async def open_runtime(
         if forge is None:
             from agent_workflow.forge.factory import github_forge
 
-            forge = await stack.enter_async_context(github_forge(settings))
+            hint = store.tasks.installation_of
+            forge = await stack.enter_async_context(github_forge(settings, hint=hint))
         agent = agent or await open_agent(settings, store, forge, stack)
         own_login = await own_identity(settings, forge)
+        repo_configs = ForgeRepoConfigs(forge, clock=clock.now)
         core = build_core(
             store,
             forge,
@@ -109,6 +115,8 @@ async def open_runtime(
                 progress_interval_s=settings.progress_interval_s or None,
                 pr_draft=settings.pr_draft,
                 limits=agent_limits(settings),
+                phase_limits=phase_limits(settings),
+                allowed_domains=parse_domains(settings.agent_allowed_domains),
             ),
             clock=clock.now,
             own_login=own_login,
@@ -118,6 +126,7 @@ async def open_runtime(
             round_limits=RoundLimits(
                 revise=settings.max_revise_rounds, repair=settings.max_repair_rounds
             ),
+            repo_configs=repo_configs,
         )
         triggers = triggers_from(settings)
         handler = JobHandler(
@@ -145,7 +154,9 @@ async def open_runtime(
             ),
             daily_budget_usd=settings.daily_budget_usd,
         )
-        yield Runtime(settings, triggers, store, forge, agent, core, handler, queue, sweeper)
+        yield Runtime(
+            settings, triggers, store, forge, agent, core, handler, queue, sweeper, repo_configs
+        )
 
 
 def agent_limits(settings: Settings) -> AgentLimits:

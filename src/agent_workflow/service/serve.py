@@ -62,6 +62,7 @@ async def serve(
                 max_body_bytes=settings.webhook_max_body_bytes,
                 triggers=rt.triggers,
                 body_timeout_s=settings.webhook_body_timeout_s,
+                on_push=rt.repo_configs.invalidate_from_push,
             )
             server = QuietServer(
                 uvicorn.Config(

@@ -19,6 +19,7 @@ from agent_workflow.core.errors import ConfigError
 from agent_workflow.store.connections import Database
 from agent_workflow.store.deliveries import Deliveries
 from agent_workflow.store.effects import Effects
+from agent_workflow.store.installations import Installations
 from agent_workflow.store.model_usage import ModelUsageLog
 from agent_workflow.store.phase_runs import PhaseRuns
 from agent_workflow.store.rounds import Rounds
@@ -125,6 +126,7 @@ class Store:
         self.usage = ModelUsageLog(self.db)
         self.rounds = Rounds(self.db)
         self.slots = AgentSlotLeases(self.db)
+        self.installations = Installations(self.db)
 
     def hold(self) -> AbstractAsyncContextManager[None]:
         """Use one connection for every statement of the current task (a job) in this block."""

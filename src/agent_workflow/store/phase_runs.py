@@ -153,7 +153,9 @@ class PhaseRuns:
                         ),
                     ),
                     point == RecoveryPoint.EFFECTS_OUTSTANDING.value,
-                )
+                ),
+                # A held task (its installation suspended or gone) is not retried in a loop.
+                c.task_id.not_in(select(tasks.c.id).where(tasks.c.held_reason.is_not(None))),
             )
             .order_by(c.updated_at)
             .limit(limit)

@@ -79,9 +79,29 @@ tasks = Table(
     # The `owner/name` the task was created under, which its effect keys are named with
     # (see `Task.key_repo`). NULL in older rows: their `repo` is that name until a rename.
     Column("key_repo", String(300), nullable=True),
+    # The GitHub App installation whose token acts for the task: the one its latest event
+    # came through (NULL with token auth, or before installations were kept).
+    Column("installation_id", BigInteger, nullable=True),
+    # Why nothing runs for the task now (installation suspended/deleted, repository
+    # removed from it); NULL while it may run. `aw status` shows it.
+    Column("held_reason", Text, nullable=True),
     UniqueConstraint("repo", "issue_number", name="uq_tasks_issue"),
     UniqueConstraint("repo_id", "issue_number", name="uq_tasks_repo_id_issue"),
 )
+# An installation's events hold and release its tasks.
+Index("ix_tasks_installation_id", tasks.c.installation_id)
+
+# GitHub App installations we were told about by `installation` events: a suspended or
+# deleted one starts nothing (its events are answered "installation suspended").
+installations = Table(
+    "installations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("account", String(300), nullable=False, server_default=""),
+    Column("state", String(20), nullable=False),  # active | suspended | deleted
+    Column("updated_at", Float, nullable=False),
+)
+
 # The worktree janitor finds a directory's task by its issue number.
 Index("ix_tasks_issue_number", tasks.c.issue_number)
 # A comment on a pull request names only the PR: its task is found by it.

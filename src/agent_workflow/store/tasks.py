@@ -7,6 +7,7 @@ SQL, and `renamed` moves a task to the name its repository has now.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
@@ -33,6 +34,7 @@ class Tasks:
             tasks,
             repo=info.repo,
             repo_id=info.repo_id,
+            installation_id=info.installation_id,
             key_repo=info.repo,
             issue_number=info.issue_number,
             title=info.title,
@@ -111,11 +113,79 @@ class Tasks:
             row = (await conn.execute(stmt)).mappings().first()
         return task_from_row(row) if row else None
 
+    async def set_installation(self, task_id: int, installation_id: int, now: float) -> Task | None:
+        """The task's events now come through `installation_id` (a repository moved to
+        another installation): its token acts for the task from now on. None: no task."""
+        stmt = (
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(installation_id=installation_id, updated_at=now)
+            .returning(*tasks.c)
+        )
+        async with self._db.begin() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+        return task_from_row(row) if row else None
+
+    async def installation_of(self, repo: str) -> int | None:
+        """The installation the latest event of a task in `repo` came through (None:
+        none known). The GitHub adapter asks this before asking GitHub."""
+        stmt = (
+            select(tasks.c.installation_id)
+            .where(tasks.c.repo == repo, tasks.c.installation_id.is_not(None))
+            .order_by(tasks.c.updated_at.desc())
+            .limit(1)
+        )
+        async with self._db.connect() as conn:
+            found = (await conn.execute(stmt)).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    async def hold(
+        self,
+        reason: str,
+        now: float,
+        *,
+        installation_id: int | None = None,
+        repo_ids: Sequence[int] = (),
+    ) -> int:
+        """Hold the tasks of an installation, or of these repositories: nothing runs for
+        them until `release` (the sweeper skips them, the router answers with `reason`).
+        Returns how many were held; idempotent."""
+        stmt = (
+            update(tasks)
+            .where(_scope(installation_id, repo_ids))
+            .values(held_reason=reason, updated_at=now)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(stmt)).rowcount
+
+    async def release(
+        self,
+        reason: str,
+        now: float,
+        *,
+        installation_id: int | None = None,
+        repo_ids: Sequence[int] = (),
+    ) -> int:
+        """Release the tasks `hold` held for `reason` (only those: another hold stays)."""
+        stmt = (
+            update(tasks)
+            .where(_scope(installation_id, repo_ids), tasks.c.held_reason == reason)
+            .values(held_reason=None, updated_at=now)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(stmt)).rowcount
+
     async def all(self) -> list[Task]:
         """Every task, by id (for status and checks)."""
         async with self._db.connect() as conn:
             rows = (await conn.execute(select(tasks).order_by(tasks.c.id))).mappings().all()
         return [task_from_row(r) for r in rows]
+
+
+def _scope(installation_id: int | None, repo_ids: Sequence[int]) -> ColumnElement[bool]:
+    if installation_id is not None and not repo_ids:
+        return tasks.c.installation_id == installation_id
+    return tasks.c.repo_id.in_(list(repo_ids))
 
 
 def same_repo(repo: Any, repo_id: Any) -> ColumnElement[bool]:
@@ -153,4 +223,6 @@ def task_from_row(row: Any) -> Task:
         head_sha=row["head_sha"],
         repo_id=row["repo_id"],
         key_repo=row["key_repo"] or "",
+        installation_id=row["installation_id"],
+        held_reason=row["held_reason"],
     )

@@ -8,13 +8,21 @@ as GitHub does for a too-long body (422), a locked issue (403) or a deleted one 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from agent_workflow.core.errors import EffectRefused, ForgeError, UncertainOutcome
-from agent_workflow.core.ports import CheckRun, Comment, Permission, PullRequest, ReviewComment
+from agent_workflow.core.ports import (
+    CheckRun,
+    Comment,
+    Permission,
+    PullRequest,
+    RepoFile,
+    ReviewComment,
+)
 
 READS = frozenset(
     {
@@ -25,6 +33,7 @@ READS = frozenset(
         "review_comments",
         "list_review_comments",
         "check_runs",
+        "file_contents",
     }
 )
 BOT = "agent-workflow[bot]"
@@ -50,6 +59,8 @@ class MemoryForge:
     )
     reviews: dict[int, list[int]] = field(default_factory=dict)
     checks: dict[tuple[str, str], list[CheckRun]] = field(default_factory=dict)  # (repo, sha)
+    files: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (repo, ref, path)
+    not_modified: int = 0  # conditional reads answered "unchanged" (GitHub's 304)
     calls: Counter[str] = field(default_factory=Counter)
     # Mutations as applied, in order: "method:detail" (a label, a head branch, a comment id).
     log: list[str] = field(default_factory=list)
@@ -198,6 +209,27 @@ class MemoryForge:
         self._read("check_runs")
         return list(self.checks.get((repo, sha), []))
 
+    async def file_contents(
+        self, repo: str, path: str, ref: str, *, etag: str | None = None
+    ) -> RepoFile | None:
+        """The file set by `set_file`; `unchanged` when `etag` still matches."""
+        self._read("file_contents")
+        text = self.files.get((repo, ref, path))
+        if text is None:
+            return None
+        sha = blob_sha(text)
+        if etag == f'"{sha}"':
+            self.not_modified += 1
+            return RepoFile(etag=etag, unchanged=True)
+        return RepoFile(etag=f'"{sha}"', text=text, sha=sha)
+
+    def set_file(self, repo: str, ref: str, path: str, text: str | None) -> None:
+        """Put (or, with None, remove) a file on a branch (not a call of ours)."""
+        if text is None:
+            self.files.pop((repo, ref, path), None)
+        else:
+            self.files[(repo, ref, path)] = text
+
     def _read(self, method: str) -> None:
         if self._fault(method) == "fail":
             raise ForgeError(f"{method} failed (injected)")
@@ -265,3 +297,9 @@ class MemoryForge:
     def bot_comments(self, repo: str, issue_number: int) -> list[Comment]:
         """Comments on an issue written by the twin's login."""
         return [c for c in self.comments[(repo, issue_number)] if c.author == self.login]
+
+
+def blob_sha(text: str) -> str:
+    """Git's blob id of `text` (what GitHub reports as a file's `sha`)."""
+    data = text.encode()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
