@@ -21,6 +21,9 @@ DEFAULT_EVENTS = (
     "check_suite",
     "check_run",
     "workflow_run",
+    # Not work: a push to the default branch touching `.github/agent-workflow.yml` drops
+    # the cached repository configuration (`create_app(on_push=...)`).
+    "push",
 )
 
 #: What the App's installation tokens need, and no more: comments and labels (issues),
