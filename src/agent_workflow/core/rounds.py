@@ -46,6 +46,7 @@ from agent_workflow.core.ports import (
     RoundWork,
     Store,
 )
+from agent_workflow.core.recovery import RecoveryPoint, recovery_point
 from agent_workflow.core.repo_settings import RepoConfigs, capped
 from agent_workflow.core.routed import Action, Routed, ran
 from agent_workflow.core.runner import PhaseRunner
@@ -211,7 +212,7 @@ class RoundRouter:
         """True while a revise or repair attempt of the task is not settled."""
         for phase in (Phase.REVISE, Phase.REPAIR):
             run = await self._store.phases.get(task.id, phase)
-            if run is not None and not (run.status.is_final and run.effects_done):
+            if run is not None and recovery_point(run, self._clock()) is not RecoveryPoint.SETTLED:
                 return True
         return False
 

@@ -82,25 +82,20 @@ class Effects:
         self, key: str, external_id: str | None, guard: Guard | None, now: float
     ) -> None:
         """Record the effect done with its external id (fenced when guarded)."""
-        stmt = (
-            update(effects)
-            .where(effects.c.key == key, effects.c.status == EffectStatus.STARTED.value)
-            .values(status=EffectStatus.DONE.value, external_id=external_id, done_at=now)
-        )
-        if guard is not None:
-            stmt = stmt.where(_fence_holds(guard))
-        async with self._db.begin() as conn:
-            if (await conn.execute(stmt)).rowcount == 1:
-                return
-            if guard is not None and not await _still_fenced(conn, guard):
-                raise LeaseLost(f"phase run {guard.run_id}: fence {guard.fence} is stale")
+        values = {"status": EffectStatus.DONE.value, "external_id": external_id, "done_at": now}
+        await self._settle(key, guard, values)
 
     async def mark_refused(self, key: str, guard: Guard | None, now: float) -> None:
         """Record the effect refused by the forge: terminal, never sent again (fenced)."""
+        await self._settle(key, guard, {"status": EffectStatus.REFUSED.value, "done_at": now})
+
+    async def _settle(self, key: str, guard: Guard | None, values: dict[str, Any]) -> None:
+        """Move a `started` effect on (`done` or `refused`), fenced; `LeaseLost` if stale.
+        An effect already settled is left as it is (a duplicate's second write)."""
         stmt = (
             update(effects)
             .where(effects.c.key == key, effects.c.status == EffectStatus.STARTED.value)
-            .values(status=EffectStatus.REFUSED.value, done_at=now)
+            .values(**values)
         )
         if guard is not None:
             stmt = stmt.where(_fence_holds(guard))

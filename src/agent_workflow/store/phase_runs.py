@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
 
 from agent_workflow.core.errors import LeaseLost
 from agent_workflow.core.model import Guard, IssueState, Phase, PhaseRun, PhaseStatus
@@ -173,7 +174,8 @@ class PhaseRuns:
 
         One statement for the common case: a phase started by its first event.
         """
-        stmt = self._insert_new(
+        stmt = insert_new_run(
+            self._db.dialect,
             task_id,
             phase,
             trigger,
@@ -187,8 +189,14 @@ class PhaseRuns:
 
     async def ensure(self, task_id: int, phase: Phase, trigger: str, now: float) -> PhaseRun:
         """Create the phase as pending (attempt 1) if absent; never resets an existing run."""
-        stmt = self._insert_new(
-            task_id, phase, trigger, now, status=PhaseStatus.PENDING.value, fence=0
+        stmt = insert_new_run(
+            self._db.dialect,
+            task_id,
+            phase,
+            trigger,
+            now,
+            status=PhaseStatus.PENDING.value,
+            fence=0,
         )
         async with self._db.begin() as conn:
             await conn.execute(stmt)
@@ -407,27 +415,29 @@ class PhaseRuns:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _insert_new(
-        self, task_id: int, phase: Phase, trigger: str, now: float, **state: Any
-    ) -> Any:
-        """Insert-if-absent of attempt 1 of a phase; `state` says whether it starts claimed."""
-        return insert_ignore(
-            self._db.dialect,
-            phase_runs,
-            task_id=task_id,
-            phase=phase.value,
-            attempt=1,
-            trigger_delivery=trigger,
-            effects_done=False,
-            created_at=now,
-            updated_at=now,
-            **state,
-        )
-
     async def _returning(self, stmt: Any) -> PhaseRun | None:
         async with self._db.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
         return _run(row) if row else None
+
+
+def insert_new_run(
+    dialect: Dialect, task_id: int, phase: Phase, trigger: str, now: float, **state: Any
+) -> Any:
+    """Insert-if-absent of attempt 1 of a phase; `state` says whether it starts claimed
+    (the first event of a phase) or pending (`ensure`, a task's first round)."""
+    return insert_ignore(
+        dialect,
+        phase_runs,
+        task_id=task_id,
+        phase=phase.value,
+        attempt=1,
+        trigger_delivery=trigger,
+        effects_done=False,
+        created_at=now,
+        updated_at=now,
+        **state,
+    )
 
 
 def next_attempt(trigger: str, now: float) -> dict[str, Any]:

@@ -20,9 +20,8 @@ from agent_workflow.core.model import Guard, Phase, PhaseStatus, RoundTrigger
 from agent_workflow.core.ports import CheckRun, ReviewComment, Round, RoundOpened, RoundWork
 from agent_workflow.core.text import storable
 from agent_workflow.store.connections import Database
-from agent_workflow.store.phase_runs import next_attempt
+from agent_workflow.store.phase_runs import insert_new_run, next_attempt
 from agent_workflow.store.schema import phase_runs, rounds, tasks
-from agent_workflow.store.sql import insert_ignore
 
 _FINAL = [PhaseStatus.COMPLETE.value, PhaseStatus.BLOCKED.value, PhaseStatus.FAILED.value]
 
@@ -91,18 +90,14 @@ class Rounds:
         ).first()
         if current is None:
             inserted = await conn.execute(
-                insert_ignore(
+                insert_new_run(
                     self._db.dialect,
-                    phase_runs,
-                    task_id=task_id,
-                    phase=phase.value,
-                    attempt=1,
+                    task_id,
+                    phase,
+                    trigger,
+                    now,
                     status=PhaseStatus.PENDING.value,
                     fence=0,
-                    trigger_delivery=trigger,
-                    effects_done=False,
-                    created_at=now,
-                    updated_at=now,
                 ).returning(c.attempt)
             )
             attempt: int | None = inserted.scalar()
