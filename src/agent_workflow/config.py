@@ -30,6 +30,10 @@ from pydantic_settings import (
 
 from agent_workflow.core.errors import ConfigError
 
+# A dashboard token shorter than this could be guessed by trying (the login is throttled,
+# but the token is the only thing between the network and the dashboard).
+MIN_DASHBOARD_TOKEN = 16
+
 
 class Settings(BaseSettings):
     """Every knob, with the default a single machine wants and the reason for it.
@@ -115,6 +119,11 @@ class Settings(BaseSettings):
     # untouched this long goes whatever the database says: no agent run lasts days (turn
     # and budget limits), so it is a stuck or unknown task's leftover holding disk.
     worktree_max_age_days: float = Field(default=7.0, gt=0)
+    # Claude transcripts mirrored to the database (a takeover on another machine resumes
+    # from them) are deleted once a session has been idle this long: only a phase still
+    # running or retried needs one, and no run lasts days; a settled phase's transcript is
+    # kept until then (deleting it at the settle would race a takeover of that same run).
+    session_retention_days: float = Field(default=7.0, gt=0)
     # How often the sweeper deletes old deliveries and removes worktrees: both scan (a table,
     # a directory), so hourly keeps them cheap; growth between two runs is an hour's worth.
     retention_interval_s: float = Field(default=3600.0, gt=0)
@@ -152,6 +161,20 @@ class Settings(BaseSettings):
     # HTTP server.
     host: str = "127.0.0.1"  # loopback: expose it through a proxy, not by accident
     port: int = 8080
+    # `aw worker`'s own /metrics listener (`aw serve` shows /metrics on AW_PORT). Unset: no
+    # listener, since several workers on one host would collide on any one fixed port;
+    # loopback, like AW_HOST, so metrics are exposed on purpose, not by accident.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    # The web dashboard at /dashboard: the bearer token (or login password) that opens it.
+    # Unset: no dashboard at all (404), since it shows what the agents do and spend. A
+    # secret: never printed; at least 16 characters, so it cannot be guessed by trying.
+    dashboard_token: SecretStr | None = None
+    # The GitHub login the dashboard's "retry" acts as: it becomes the actor of the same
+    # `/retry` event a comment would make, so the same trust check (write permission on
+    # the repository) applies. Empty: the dashboard offers no retry (re-driving a dead
+    # letter needs no actor: the delivery keeps its own).
+    dashboard_actor: str = ""
 
     # Agents.
     agent: Literal["claude", "scripted", "command"] = "claude"
@@ -199,6 +222,14 @@ class Settings(BaseSettings):
     # phases are blocked ("sandbox unavailable"). "off" runs the agent unconfined: only
     # where the worker's whole machine is itself a throwaway sandbox.
     agent_sandbox: Literal["on", "off"] = "on"
+    # Resume on any machine (Claude agent): "on" mirrors each session's transcript to the
+    # database, so a takeover on another machine resumes the conversation instead of
+    # starting it afresh; "off" resumes only from the worker's own disk.
+    agent_session_store: Literal["on", "off"] = "on"
+    # "on": after each agent turn that changed files, the worktree is checkpointed to a
+    # hidden ref on the remote (refs/agent-workflow/checkpoints/...), and a takeover starts
+    # from the newest one; "off": a takeover elsewhere starts from the pushed branch.
+    agent_checkpoints: Literal["on", "off"] = "on"
     # Domains sandboxed Claude commands may reach (comma-separated; none by default, so
     # nothing the model writes can send data anywhere). Claude agent only.
     agent_allowed_domains: str = ""
@@ -268,6 +299,15 @@ class Settings(BaseSettings):
             if other != name:
                 raise ValueError(f"{other} and {name} must differ")
         return self
+
+    @field_validator("dashboard_token")
+    @classmethod
+    def _dashboard_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # set but empty: as unset (no dashboard)
+        if len(value.get_secret_value()) < MIN_DASHBOARD_TOKEN:
+            raise ValueError(f"must be at least {MIN_DASHBOARD_TOKEN} characters")
+        return value
 
     @field_validator("github_api_url", "model_base_url")
     @classmethod

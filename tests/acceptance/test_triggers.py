@@ -2,7 +2,9 @@
 
 The trigger is honoured end to end only if the delivery accepted with it is also
 routed with it: the ingress parses once with the configured triggers and the job
-handler routes that stored event, never the payload re-parsed with the defaults.
+handler routes that stored event, never the payload re-parsed with the defaults. A label
+that is not the deployment's trigger is kept without an event (a repository's own
+settings could name it) and routed as nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ async def test_custom_plan_label__robot_go_runs_the_lifecycle__agent_does_nothin
     ignored = await world.label(plain, "agent")
     planned = await world.label(issue, "robot-go")
 
-    assert ignored.status_code == 200, f"`agent` was accepted under {CUSTOM}\n{procs.log_tails()}"
+    assert ignored.status_code == 202, f"`agent` was not kept under {CUSTOM}\n{procs.log_tails()}"
     assert planned.status_code == 202, f"`robot-go` was not accepted\n{procs.log_tails()}"
     await world.finish_lifecycle(issue, after=Phase.PLAN)  # plan → /approve → PR → merge
     await world.assert_guarantees(issue)
@@ -43,4 +45,7 @@ async def test_custom_plan_label__robot_go_runs_the_lifecycle__agent_does_nothin
     bot_comments = [c for c in await world.admin.comments(REPO, plain) if c.author == BOT]
     assert bot_comments == [], "labelling `agent` made the bot comment"
     assert await world.admin.labels(REPO, plain) == ["agent"]
-    assert await world.store.deliveries.get(ignored.id, HOOK) is None, "`agent` was stored"
+    kept = await world.store.deliveries.to_route(ignored.id, HOOK)
+    assert kept is not None
+    assert kept.parsed is None, "`agent` was stored as an event"
+    assert kept.routed_at is not None, "`agent` was never routed"

@@ -75,3 +75,22 @@ def test_transcripts__config_dir_follows_the_cli_rules(tmp_path: Path) -> None:
     assert transcripts.config_dir({"CLAUDE_CONFIG_DIR": str(tmp_path)}) == tmp_path
     home = tmp_path / "home"
     assert transcripts.config_dir({"HOME": str(home), "CLAUDE_CONFIG_DIR": ""}) == home / ".claude"
+
+
+def test_transcripts__restore_brings_the_longer_store_copy_to_disk(tmp_path: Path) -> None:
+    """A takeover's disk gets the database's transcript unless its own is as long."""
+    config, sid = tmp_path / "claude", "0b8f2c1e-5d4a-4e3b-9c2d-1a0f9e8d7c6b"
+    stored = [
+        {"uuid": "1", "message": {"content": "hi \ud800"}, "type": "user"},
+        {"uuid": "2", "type": "assistant", "message": {"content": "ok"}},
+    ]
+    written = transcripts.restore(config, "-srv-ws-b", sid, stored)
+    assert written == config / "projects" / "-srv-ws-b" / f"{sid}.jsonl"
+    assert transcripts.resumable_transcript(config, sid) == written
+    lines = written.read_text().splitlines()
+    assert [json.loads(x) for x in lines] == stored
+    assert all(x.startswith('{"type":') for x in lines)  # as the CLI writes its lines
+    assert transcripts.restore(config, "-srv-ws-b", sid, stored[:1]) is None  # disk is longer
+    longer = [*stored, {"uuid": "3", "type": "user", "message": {"content": "more"}}]
+    assert transcripts.restore(config, "other-key", sid, longer) == written  # replaced in place
+    assert transcripts.line_count(written) == 3

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from claude_agent_sdk.types import SessionKey
 
 from agent_workflow.agents import transcripts
-from agent_workflow.agents.claude import ClaudeAgent
+from agent_workflow.agents.claude import ClaudeAgent, ClaudeConfig
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, Outcome
+from agent_workflow.store import Store
 from agent_workflow.workspace import Workspace
 from tests.agents.conftest import SESSION
 from tests.support.fake_anthropic import (
@@ -134,3 +136,28 @@ async def test_resume__an_existing_transcript_is_never_started_again(
     assert second.cost_usd == pytest.approx(first.cost_usd)  # this run's cost, not the session's
     assert len(fake.recorder.fresh_starts(SESSION)) == 1
     assert fake.recorder.main(SESSION)[-1].turn >= 1  # the second run carried the first
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_resume__an_unusable_stored_transcript_is_dropped_before_the_fresh_start(
+    fake: FakeAnthropic,
+    workspace: Workspace,
+    claude_env: dict[str, str],
+    make_request: Callable[..., AgentRequest],
+    store: Store,
+) -> None:
+    """The store holds lines of the session but no conversation (a predecessor killed before
+    the model's first answer): the id starts afresh, and the stale lines go first, so a
+    later takeover restores the fresh run alone, not both joined."""
+    key: SessionKey = {"project_key": "elsewhere", "session_id": SESSION}
+    await store.sessions.append(key, [{"type": "summary", "uuid": "stale-1", "summary": "x"}])
+    fake.script = Script().main(say("The plan."))
+    agent = ClaudeAgent(workspace, ClaudeConfig(env=claude_env), sessions=store.sessions)
+
+    result = await agent.run(make_request(Phase.PLAN, resume=True))
+
+    assert result.outcome is Outcome.SUCCESS
+    assert result.restarted
+    kept = await store.sessions.load(key) or []
+    assert kept, "the fresh run was not mirrored"
+    assert all(entry.get("uuid") != "stale-1" for entry in kept), kept[:2]

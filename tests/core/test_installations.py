@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from agent_workflow.core.model import Intent, Phase
+from agent_workflow.core.model import Intent, Phase, PhaseStatus
+from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.core.routed import Action
 from agent_workflow.ingress.events import parse
 from agent_workflow.ingress.inbox import store_delivery
 from agent_workflow.status import collect_installations, collect_status
 from agent_workflow.store import Store
 from agent_workflow.store.schema import tasks
+from agent_workflow.testing.agent import ScriptedAgent
 from tests.conftest import FakeClock
 from tests.core.helpers import count_rows, make_core
 from tests.ingress.helpers import TRIGGERS
@@ -131,3 +133,52 @@ def _info() -> Any:
     from tests.support.events import task_info
 
     return replace(task_info(7), repo_id=4242, installation_id=INSTALLATION)
+
+
+class SuspendedMidRun(ScriptedAgent):
+    """An agent whose installation is suspended while it runs: the suspend event holds the
+    task, and the run ends in an error (its push was refused a token)."""
+
+    def __init__(self, store: Store, clock: FakeClock) -> None:
+        super().__init__()
+        self.store, self.clock, self.suspend = store, clock, True
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        result = await super().run(request)
+        if not self.suspend:
+            return result
+        await self.store.tasks.hold(
+            f"installation {INSTALLATION} is suspended",
+            self.clock(),
+            installation_id=INSTALLATION,
+        )
+        return replace(result, outcome=Outcome.ERROR, text="", reason="push refused a token")
+
+
+async def test_suspended_while_the_agent_runs__held_not_retried__unsuspend_finishes_it(
+    store: Store, clock: FakeClock
+) -> None:
+    """The run that errored is not followed by more attempts (that would spend the phase's
+    failures on an installation that is away): the phase waits, pending, and the task says
+    why; once released the next attempt completes it."""
+    agent = SuspendedMidRun(store, clock)
+    core = make_core(store, clock, agent=agent)
+    task = await store.tasks.ensure(_info(), clock())
+
+    await core.router.route(replace(event(Intent.START_PLAN, 7), installation_id=INSTALLATION))
+
+    assert len(agent.calls) == 1
+    run = await store.phases.get(task.id, Phase.PLAN)
+    assert run is not None
+    assert run.status is PhaseStatus.PENDING
+    assert (await core.router.resume(task.id, Phase.PLAN)).action is Action.NOOP
+    assert len(agent.calls) == 1
+
+    agent.suspend = False
+    await _deliver(store, clock, "installation", _installation_payload("unsuspend"))
+    clock.advance(120)
+    assert (await core.router.resume(task.id, Phase.PLAN)).action is Action.RAN
+    done = await store.phases.get(task.id, Phase.PLAN)
+    assert done is not None
+    assert done.status is PhaseStatus.COMPLETE
+    assert len(agent.calls) == 2

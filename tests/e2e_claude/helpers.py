@@ -8,6 +8,7 @@ issue's `clone_url`. Time is the wall clock: the CLI runs take real time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from tests.support.fake_anthropic import (
     Script,
     all_of,
     call,
+    first_time,
     mentions,
     say,
     steps,
@@ -165,6 +167,21 @@ def make_core(
 
 def _phase_rule(prompt: str) -> Callable[[Conversation], bool]:
     return all_of(lambda c: c.is_main, mentions(prompt))
+
+
+def killable_deliver_script(world: World) -> Script:
+    """The lifecycle with a deliver that writes `a.txt`, then stalls its second Write
+    (`b.txt`) 60 s the first time it is asked (the window in which a test kills the worker),
+    then summarises."""
+    slow_second = call("Write", {"file_path": "b.txt", "content": "b\n"})
+    return lifecycle_script(
+        world,
+        deliver=steps(
+            call("Write", {"file_path": "a.txt", "content": "a\n"}),
+            first_time(dataclasses.replace(slow_second, delay_s=60), slow_second),
+            say("Wrote a.txt and b.txt."),
+        ),
+    )
 
 
 def lifecycle_script(

@@ -46,6 +46,7 @@ from tests.e2e_claude.helpers import (
     World,
     agent_run_rows,
     expected_session,
+    killable_deliver_script,
     lifecycle_report,
     lifecycle_script,
     main_turns,
@@ -330,15 +331,7 @@ async def test_kill__a_worker_killed_mid_turn_is_resumed_in_the_same_session(
     the fake sees the earlier turns in the resumed request, and no second fresh
     start ever reaches it.
     """
-    slow_second = call("Write", {"file_path": "b.txt", "content": "b\n"})
-    world.fake.script = lifecycle_script(
-        world,
-        deliver=steps(
-            call("Write", {"file_path": "a.txt", "content": "a\n"}),
-            first_time(dataclasses.replace(slow_second, delay_s=60), slow_second),
-            say("Wrote a.txt and b.txt."),
-        ),
-    )
+    world.fake.script = killable_deliver_script(world)
     task = await _plan(store, world)
     session = expected_session(task.id, Phase.DELIVER)
     approve = world.event(Intent.APPROVE, delivery="d-approve")

@@ -79,7 +79,8 @@ async def test_accepted__row_committed_then_dispatched(
 async def test_accepted__parsed_once_with_the_configured_triggers__stored_with_the_row(
     store: Store, dispatched: Dispatched
 ) -> None:
-    """The app's triggers decide what is stored, and the event is stored as they parsed it."""
+    """The app's triggers decide the event stored with the row. A label or a `/` command they
+    do not know is kept without one: a repository's own triggers decide it when routed."""
     triggers = dataclasses.replace(TRIGGERS, plan_label="robot-go", retry_command="/again")
     app = create_app(
         store,
@@ -95,15 +96,14 @@ async def test_accepted__parsed_once_with_the_configured_triggers__stored_with_t
         default_label, ignored = await _post(client, labeled("agent"))
         custom_label, planned = await _post(client, labeled("robot-go"))
         custom_retry, retried = await _post(client, commented("/again"), "issue_comment")
-        default_retry, _ = await _post(client, commented("/retry"), "issue_comment")
+        default_retry, deferred_retry = await _post(client, commented("/retry"), "issue_comment")
 
-    assert [r.status_code for r in (default_label, custom_label, custom_retry, default_retry)] == [
-        200,
-        202,
-        202,
-        200,
-    ]
-    assert await store.deliveries.get(ignored, "42") is None
+    answers = (default_label, custom_label, custom_retry, default_retry)
+    assert [r.status_code for r in answers] == [202, 202, 202, 202]
+    for kept in (ignored, deferred_retry):
+        row = await store.deliveries.to_route(kept, "42")
+        assert row is not None
+        assert row.parsed is None
     intents = []
     for delivery in (planned, retried):
         stored = await store.deliveries.to_route(delivery, "42")
@@ -332,8 +332,9 @@ async def test_round_events__accepted_and_stored_with_their_round(
 @pytest.mark.parametrize(
     ("event", "payload"),
     [
-        ("issues", labeled("bug")),
+        ("issues", {**labeled("bug"), "action": "unlabeled"}),
         ("issue_comment", commented("nice work")),
+        ("issue_comment", commented("nice work\n/approve")),
         ("issue_comment", commented("/approve", pr=True)),
         ("issue_comment", pr_conversation("/agent plan")),
         ("pull_request_review", review_submitted("approved")),
@@ -358,6 +359,27 @@ async def test_ignored__200_with_reason_and_nothing_recorded(
     assert response.json()["reason"]
     assert await store.deliveries.get(delivery, "42") is None
     assert dispatched.calls == []
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [("issues", labeled("robot-go")), ("issue_comment", commented("/robot plan"))],
+)
+async def test_not_our_trigger_but_could_be_a_repositorys__kept_without_an_event(
+    client: httpx.AsyncClient,
+    store: Store,
+    dispatched: Dispatched,
+    event: str,
+    payload: dict[str, Any],
+) -> None:
+    """A label or `/` command our triggers do not know is stored and dispatched without an
+    event: the repository's settings (read when it is routed) decide it."""
+    response, delivery = await _post(client, payload, event)
+    assert response.status_code == 202
+    row = await store.deliveries.to_route(delivery, "42")
+    assert row is not None
+    assert row.parsed is None
+    assert dispatched.calls == [(delivery, "42")]
 
 
 async def test_ping__pong(client: httpx.AsyncClient, store: Store) -> None:

@@ -623,3 +623,29 @@ def test_parse__a_command_written_as_a_reply__answered_in_the_threads_first_comm
     assert isinstance(event, Event)
     assert event.round is not None
     assert (event.round.comment_id, event.round.thread_id) == (payload["comment"]["id"], 111)
+
+
+def _closed(payload: dict[str, Any], where: str) -> dict[str, Any]:
+    return {**payload, where: {**payload[where], "state": "closed"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("pull_request_review", _closed(review_submitted(), "pull_request")),
+        (
+            "pull_request_review_comment",
+            _closed(review_commented("/agent rename it"), "pull_request"),
+        ),
+        ("issue_comment", _closed(pr_conversation("/agent rename it"), "issue")),
+        ("issue_comment", _closed(pr_conversation("/agent fix ci"), "issue")),
+    ],
+)
+def test_parse__round_on_a_closed_pull_request__ignored(name: str, payload: dict[str, Any]) -> None:
+    """A merged or abandoned pull request gets no round: nothing more is pushed to it."""
+    assert parse(name, payload, "d", TRIGGERS) == Ignored("pull request is closed")
+    open_again = {k: v for k, v in payload.items()}
+    for where in ("pull_request", "issue"):
+        if where in open_again:
+            open_again[where] = {**open_again[where], "state": "open"}
+    assert isinstance(parse(name, open_again, "d", TRIGGERS), Event)

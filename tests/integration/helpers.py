@@ -8,12 +8,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import time
 from collections.abc import Awaitable, Callable
 
+from agent_workflow.core.model import Phase
+from agent_workflow.core.runner import session_id_for
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.policy import RequestPolicy
+from agent_workflow.store import Store
 from github_emulator import Counters, EmulatorServer
-from tests.support.events import REPO, TRUSTED, UNTRUSTED
+from tests.core.helpers import LEASE_S
+from tests.support.events import REPO, TRUSTED, UNTRUSTED, task_info
 
 TOKEN = "integration-token"
 SECRET = "integration-webhook-secret"
@@ -73,3 +78,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def abandon_a_plan(store: Store, emu: EmulatorServer) -> int:
+    """A new issue whose plan a worker claimed long ago, started its agent for and died
+    with: the phase is active under a lapsed lease, its `fresh` run recorded. Returns the
+    issue's number."""
+    number = await emu.admin.create_issue(REPO, "Add widgets", author=TRUSTED)
+    long_ago = time.time() - 10 * LEASE_S
+    task = await store.tasks.ensure(task_info(number), long_ago)
+    run = await store.phases.ensure(task.id, Phase.PLAN, "lost-delivery", long_ago)
+    dead = await store.phases.claim(run.task_id, run.phase, "dead-worker", LEASE_S, long_ago)
+    assert dead is not None
+    await store.phases.start_agent(
+        dead.guard,
+        session_id=session_id_for(task.id, Phase.PLAN, 1),
+        mode="fresh",
+        owner="dead-worker",
+        now=long_ago,
+    )
+    return number

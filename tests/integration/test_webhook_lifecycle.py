@@ -9,19 +9,17 @@ Only the agent is scripted.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from agent_workflow.core.effects import MARKER_PREFIX
 from agent_workflow.core.model import LIFECYCLE, Phase, PhaseStatus
-from agent_workflow.core.runner import session_id_for
 from agent_workflow.store import Store
 from agent_workflow.store.schema import deliveries, effects, phase_runs, tasks
 from agent_workflow.testing.agent import ScriptedAgent
 from github_emulator import DeliveryInfo, EmulatorServer
-from tests.core.helpers import LEASE_S, count_rows
+from tests.core.helpers import count_rows
 from tests.integration.helpers import (
     COMMENTS_POST,
     CONTENTS_GET,
@@ -29,11 +27,12 @@ from tests.integration.helpers import (
     LABELS_POST,
     PERMISSION_GET,
     PULLS_POST,
+    abandon_a_plan,
     eventually,
     github_calls,
 )
 from tests.integration.system import System, running_system
-from tests.support.events import BOT, REPO, TRUSTED, UNTRUSTED, task_info
+from tests.support.events import BOT, REPO, TRUSTED, UNTRUSTED
 
 #: Every request the happy path may make: the mutations, the actor's permission, and the
 #: repository's configuration (one read, then conditional ones answered 304).
@@ -148,7 +147,9 @@ async def test_untrusted_actor__label_and_approve_start_nothing(system: System) 
     assert system.agent.calls == []
     assert await system.bot_comments(issue) == []
     calls = github_calls(await emu.admin.counters())
-    assert calls == {PERMISSION_GET: 1}  # the trust check, cached for the later events
+    # The trust check, cached for the later events; the repository's settings (its own
+    # triggers decide a label or command; absent: remembered).
+    assert calls == {PERMISSION_GET: 1, CONTENTS_GET: 1}
 
     # Once a trusted user's plan is posted, the untrusted `/approve` still delivers nothing.
     trusted_issue = await emu.admin.create_issue(REPO, "Fix gadgets", author=TRUSTED)
@@ -328,19 +329,7 @@ async def test_restart__recovers_the_phase_a_dead_worker_left(store: Store, db_u
 
     async def dead_worker(emu: EmulatorServer) -> None:
         nonlocal issue_number
-        issue_number = await emu.admin.create_issue(REPO, "Add widgets", author=TRUSTED)
-        long_ago = time.time() - 10 * LEASE_S
-        task = await store.tasks.ensure(task_info(issue_number), long_ago)
-        run = await store.phases.ensure(task.id, Phase.PLAN, "lost-delivery", long_ago)
-        dead = await store.phases.claim(run.task_id, run.phase, "dead-worker", LEASE_S, long_ago)
-        assert dead is not None
-        await store.phases.start_agent(
-            dead.guard,
-            session_id=session_id_for(task.id, Phase.PLAN, 1),
-            mode="fresh",
-            owner="dead-worker",
-            now=long_ago,
-        )
+        issue_number = await abandon_a_plan(store, emu)
         await emu.admin.reset_counters()
 
     async with running_system(store, db_url, before_start=dead_worker) as system:

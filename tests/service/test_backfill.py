@@ -14,11 +14,13 @@ from typing import Any
 import httpx
 
 from agent_workflow.core.ports import HookDelivery, HookRequest, LabelActor
+from agent_workflow.core.repo_settings import NoRepoConfigs
 from agent_workflow.forge.auth import AppAuth
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.http import GitHubHttp
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.ingress.events import Triggers
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.backfill import Backfill, BackfillCounts, reconcile_delivery_id
 from agent_workflow.store import Store
 from tests.conftest import FakeClock
@@ -83,6 +85,9 @@ class FakeLog:
         return self.actors.get(issue_number)
 
 
+MAX_PAYLOAD = 16_384
+
+
 def backfill(
     store: Store, fake: FakeLog, queue: RecordingQueue, clock: FakeClock, *, max_n: int = 100
 ) -> Backfill:
@@ -91,12 +96,13 @@ def backfill(
         fake,
         queue,  # type: ignore[arg-type]
         clock,
-        triggers=TRIGGERS,
+        triggers=RepoTriggers(TRIGGERS, NoRepoConfigs()),
         hooks=[HOOK],
         interval_s=300,
         max_age_s=3 * DAY,
         max_deliveries=max_n,
         reconcile_interval_s=3600,
+        max_payload_bytes=MAX_PAYLOAD,
     )
 
 
@@ -183,10 +189,26 @@ async def test_backfill__after_a_complete_pass_reads_back_only_to_the_last_seen(
 
 async def test_backfill__ignored_event_fetched_once(store: Store, clock: FakeClock) -> None:
     fake, queue = FakeLog(), RecordingQueue()
-    fake.add("g-other", clock() - 60, 0, {**labeled(1), "label": {"name": "bug"}})
+    # Unlabelled: no trigger of ours nor of any repository's (a label added would be kept).
+    fake.add("g-other", clock() - 60, 0, {**labeled(1), "action": "unlabeled"})
     bf = backfill(store, fake, queue, clock)
     assert (await bf.run_once()).ignored == 1
     assert (await bf.run_once()) == BackfillCounts(examined=1)
+    assert fake.fetched == [1]
+    assert not queue.jobs
+
+
+async def test_backfill__payload_over_the_webhook_limit__refused_once_nothing_stored(
+    store: Store, clock: FakeClock
+) -> None:
+    fake, queue = FakeLog(), RecordingQueue()
+    big = labeled(1)
+    big["issue"] = {**big["issue"], "body": "x" * MAX_PAYLOAD}
+    fake.add("g-big", clock() - 60, 0, big)
+    bf = backfill(store, fake, queue, clock)
+    assert (await bf.run_once()).ignored == 1
+    assert await store.deliveries.get("g-big", str(HOOK[1])) is None
+    assert (await bf.run_once()) == BackfillCounts(examined=1)  # settled: not fetched again
     assert fake.fetched == [1]
     assert not queue.jobs
 

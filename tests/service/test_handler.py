@@ -21,8 +21,11 @@ from sqlalchemy.engine import Connection
 
 from agent_workflow.config import load_settings
 from agent_workflow.core.model import Event, Intent, Phase
+from agent_workflow.core.repo_settings import NoRepoConfigs, RepoConfig
 from agent_workflow.core.routed import Action, Routed
+from agent_workflow.forge.repo_config import parse_config
 from agent_workflow.ingress import Triggers, create_app, parse
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.jobs import route_job
 from agent_workflow.service.runtime import triggers_from
@@ -77,7 +80,11 @@ def handler_for(
     store: Store, router: RecordingRouter, clock: FakeClock, triggers: Triggers = TRIGGERS
 ) -> JobHandler:
     return JobHandler(
-        store, router, clock, triggers=triggers, max_route_attempts=MAX_ROUTE_ATTEMPTS
+        store,
+        router,
+        clock,
+        triggers=RepoTriggers(triggers, NoRepoConfigs()),
+        max_route_attempts=MAX_ROUTE_ATTEMPTS,
     )
 
 
@@ -185,7 +192,8 @@ async def test_route__custom_retry_command_from_settings__accepted_and_routed_as
 ) -> None:
     """`AW_RETRY_COMMAND=/again`, through the ingress and the handler built from one `Settings`.
 
-    `/again` is accepted and routed as a retry; `/retry` is not a command any more.
+    `/again` is accepted and routed as a retry; `/retry` is not a command any more: it is
+    kept (a repository's own command could be `/retry`) and routed as nothing.
     """
     monkeypatch.setenv("AW_RETRY_COMMAND", "/again")
     triggers = triggers_from(load_settings())
@@ -211,8 +219,9 @@ async def test_route__custom_retry_command_from_settings__accepted_and_routed_as
     for job_delivery, hook in dispatched.calls:
         await handler.route_delivery(job_delivery, hook)
 
-    assert [a.status_code for a in answers] == [202, 200]
+    assert [a.status_code for a in answers] == [202, 202]
     assert [e.intent for e in router.routed] == [Intent.RETRY]
+    assert len(dispatched.calls) == 2  # both routed: one as a retry, one as nothing
 
 
 async def test_route__router_fails__failure_noted_row_left_for_the_sweeper(
@@ -322,3 +331,66 @@ async def test_migration_0002__rows_from_before_it_are_still_routed(
     assert [(e.delivery_id, e.intent) for e in router.routed] == [
         ("before-upgrade", Intent.START_PLAN)
     ]
+
+
+class RobotGo:
+    """A repository whose settings file names its own plan label; counts the reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def for_repo(self, repo: str, default_branch: str) -> RepoConfig:
+        self.reads += 1
+        return RepoConfig(parse_config("triggers: {plan_label: robot-go}"))
+
+
+async def test_route__repository_names_its_own_plan_label__robot_go_plans_agent_nothing(
+    store: Store, router: RecordingRouter, clock: FakeClock
+) -> None:
+    """Stored as the ingress stores them under the deployment's `agent`: the `agent` label
+    with its event, `robot-go` without one. Routed with the repository's triggers, only
+    `robot-go` starts a plan; both deliveries end routed."""
+    configs = RobotGo()
+    handler = JobHandler(
+        store,
+        router,
+        clock,
+        triggers=RepoTriggers(TRIGGERS, configs),
+        max_route_attempts=MAX_ROUTE_ATTEMPTS,
+    )
+    ours = await store_delivery(
+        store, "issues", labeled("agent"), parsed_event("issues", labeled("agent"), TRIGGERS), 1.0
+    )
+    theirs = delivery_id()
+    await store.deliveries.record(
+        delivery_id=theirs,
+        hook_id=HOOK,
+        event="issues",
+        action="labeled",
+        payload=labeled("robot-go"),
+        parsed=None,
+        now=2.0,
+    )
+
+    for delivery in (ours, theirs):
+        await handler.route_delivery(delivery, HOOK)
+
+    assert [(e.intent, e.delivery_id) for e in router.routed] == [(Intent.START_PLAN, theirs)]
+    for delivery in (ours, theirs):
+        row = await store.deliveries.get(delivery, HOOK)
+        assert row is not None
+        assert row.routed_at is not None
+    assert configs.reads == 2
+
+
+async def test_route__no_repository_triggers__stored_event_routed_without_rereading(
+    store: Store, router: RecordingRouter, clock: FakeClock
+) -> None:
+    """A repository without `triggers:`: the stored event is routed as accepted, its payload
+    never read again."""
+    stored = parsed_event("issues", labeled("agent"), TRIGGERS)
+    delivery = await store_delivery(store, "issues", labeled("agent"), stored, clock.now)
+    with statements(store) as seen:
+        await handler_for(store, router, clock).route_delivery(delivery, HOOK)
+    assert [e.intent for e in router.routed] == [Intent.START_PLAN]
+    assert not any("payload" in sql.split("FROM")[0] for sql in seen), seen

@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import insert
 
 from agent_workflow.core.model import Event
+from agent_workflow.core.repo_settings import NoRepoConfigs
 from agent_workflow.core.routed import Action, Routed
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.queue.protocol import validate_job_id
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.jobs import route_job
@@ -128,7 +130,13 @@ async def test_route_keeps_failing__dead_lettered_after_n_tries_others_complete(
     ids = [await _stored(store, clock, n) for n in (1, 2, 3)]
     poisoned = ids[1]
     router = FailingFor(poisoned)
-    handler = JobHandler(store, router, clock, triggers=TRIGGERS, max_route_attempts=MAX_ATTEMPTS)
+    handler = JobHandler(
+        store,
+        router,
+        clock,
+        triggers=RepoTriggers(TRIGGERS, NoRepoConfigs()),
+        max_route_attempts=MAX_ATTEMPTS,
+    )
     queue = RecordingQueue()
     sweeper = _sweeper(store, queue, clock)
 

@@ -8,6 +8,16 @@ no transcript exists (the predecessor died before the model's first answer, or
 on another machine), the session starts fresh under the same id and the result
 says `restarted=True`.
 
+Resume on any machine: with a `SessionStore` (the database's `store.sessions`), every
+transcript line the CLI writes is mirrored to it as well (the SDK's `session_store`,
+flushed eagerly so a SIGKILL loses at most the lines in flight). Before a run, the
+store's copy of the session is written to this machine's disk when it is longer than
+what the disk has (`transcripts.restore`), so "does a transcript exist" and the CLI's
+`--resume` see the conversation a dead worker had elsewhere; `restarted=True` only when
+neither the disk nor the store has it. With `ClaudeConfig.checkpoints`, every tool call
+that may have changed files (Write, Edit, MultiEdit, NotebookEdit, Bash) is followed by
+a checkpoint of the worktree (`workspace.checkpoints`), and a takeover starts from it.
+
 Budgets: each phase has a turn limit and a dollar budget (`PhaseLimits`); the
 task's remaining cap (`request.budget_left_usd`) lowers the dollar budget when it
 is smaller. Running out of either is `Outcome.BLOCKED` with a reason naming it.
@@ -53,21 +63,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from claude_agent_sdk import ClaudeAgentOptions
-from claude_agent_sdk.types import SandboxSettings, SettingSource
+import structlog
+from claude_agent_sdk import ClaudeAgentOptions, project_key_for_directory
+from claude_agent_sdk.types import SandboxSettings, SessionStore, SettingSource
 
 from agent_workflow.agents import agent_env, prompts, sandbox, transcripts
+from agent_workflow.agents.claude_checkpoints import checkpoint_hooks
 from agent_workflow.agents.claude_cli import run_cli
 from agent_workflow.agents.claude_result import Budget, RunLog, to_result
 from agent_workflow.agents.claude_tools import guard_hooks, policy_for
 from agent_workflow.agents.model_proxy import Grant, ModelProxy
 from agent_workflow.agents.phase_work import PhaseWork, run_phase
+from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
 from agent_workflow.core.repo_settings import PhaseLimits as PhaseLimits
 from agent_workflow.core.repo_settings import capped
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import Workspace
+
+log = structlog.get_logger(__name__)
 
 # A plan reads; deliver reads, edits and runs tests; compound writes one note.
 DEFAULT_LIMITS: Mapping[Phase, PhaseLimits] = MappingProxyType(
@@ -112,6 +127,10 @@ class ClaudeConfig:
     # Which settings the CLI loads: none. "project"/"local" would run the repository's
     # own `.claude/settings*.json` hooks and `env` in the worker, "user" the agent home's.
     setting_sources: tuple[SettingSource, ...] = ()
+    # Checkpoint the worktree to a hidden remote ref after each turn that changed files,
+    # and start a takeover from the newest (AW_AGENT_CHECKPOINTS; the deployment's default
+    # is on). False here: an agent built by hand (tests, tools) pushes no extra refs.
+    checkpoints: bool = False
 
     def __post_init__(self) -> None:
         agent_env.check_allow(self.env_allow, "ClaudeConfig.env_allow")
@@ -127,20 +146,30 @@ class ClaudeAgent:
         config: ClaudeConfig | None = None,
         limiter: RunLimiter | None = None,
         proxy: ModelProxy | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         """Use `workspace` for checkouts; `limiter` bounds concurrent runs (None: unbounded).
 
         `proxy`: the model is reached through it, with a token per run (what a deployment
         does); None only where `config.env` names the model's URL and key itself (tests).
+        `sessions`: where transcripts are mirrored, so another machine can resume them
+        (the database's; None: only this machine's disk).
         """
         self._workspace = workspace
         self._config = config or ClaudeConfig()
         self._limiter = limiter
         self._proxy = proxy
+        self._sessions = sessions
 
     async def run(self, request: AgentRequest) -> AgentResult:
         """Run (or resume) the phase in its checkout; commit and push what it produced."""
-        return await run_phase(request, self._workspace, self._session, self._limiter)
+        return await run_phase(
+            request,
+            self._workspace,
+            self._session,
+            self._limiter,
+            keep_checkpoints=self._config.checkpoints,
+        )
 
     # -- one session -------------------------------------------------------------------
 
@@ -195,10 +224,14 @@ class ClaudeAgent:
         """Run the CLI: resume the attempt's transcript when there is one, else start it."""
         request = work.request
         config_dir = transcripts.config_dir(env)
+        # Named explicitly: the SDK's mirror looks for the transcript where this says.
+        env = {**env, "CLAUDE_CONFIG_DIR": str(config_dir)}
+        await self._restore_transcript(config_dir, work)
         found = await asyncio.to_thread(
             transcripts.resumable_transcript, config_dir, request.session_id
         )
         if found is None:
+            await self._forget_transcript(work)
             log = await self._run(work, env, budget, resume=False, prior_usd=0.0)
             return to_result(log, budget, restarted=request.resume)
         prior = await asyncio.to_thread(transcripts.prior_cost, found)
@@ -207,8 +240,39 @@ class ClaudeAgent:
             return to_result(log, budget, restarted=False, prior_usd=prior)
         # The CLI could not load what looked resumable: start the id afresh.
         await asyncio.to_thread(transcripts.set_aside, found)
+        await self._forget_transcript(work)
         log = await self._run(work, env, budget, resume=False, prior_usd=0.0)
         return to_result(log, budget, restarted=True)
+
+    async def _forget_transcript(self, work: PhaseWork) -> None:
+        """Before the id starts afresh: drop the store's copy, or the fresh run's lines would
+        follow the unusable ones and a later takeover would restore both. A write of the
+        attempt, so only while the lease holds (a zombie must not erase its successor's)."""
+        if self._sessions is None:
+            return
+        assert_lease_held()
+        project = project_key_for_directory(work.cwd)
+        try:
+            await self._sessions.delete(
+                {"project_key": project, "session_id": work.request.session_id}
+            )
+        except Exception as exc:  # the fresh run still works; a takeover may then restart it
+            log.warning("session_store.delete_failed", error=str(exc)[:300])
+
+    async def _restore_transcript(self, config_dir: Path, work: PhaseWork) -> None:
+        """Bring the store's copy of the session to this machine's disk, when it is longer."""
+        if self._sessions is None:
+            return
+        session_id = work.request.session_id
+        project = project_key_for_directory(work.cwd)
+        try:
+            entries = await self._sessions.load({"project_key": project, "session_id": session_id})
+            if entries:
+                await asyncio.to_thread(
+                    transcripts.restore, config_dir, project, session_id, entries
+                )
+        except Exception as exc:  # the disk (or a fresh start) still works without it
+            log.warning("session_store.load_failed", session=session_id, error=str(exc)[:300])
 
     async def _run(
         self,
@@ -241,7 +305,7 @@ class ClaudeAgent:
         return ClaudeAgentOptions(
             tools=list(policy.tools),
             permission_mode=policy.permission_mode,
-            hooks=guard_hooks(policy, work.cwd),
+            hooks={**guard_hooks(policy, work.cwd), **checkpoint_hooks(work.checkpoint)},
             system_prompt={"type": "preset", "preset": "claude_code"},
             cwd=str(work.cwd),
             env=dict(env),
@@ -255,6 +319,10 @@ class ClaudeAgent:
             cli_path=self._config.cli_path,
             stderr=log.stderr.append,
             sandbox=self._sandbox(work),
+            session_store=self._sessions,
+            # Each transcript line is sent to the store as it is written: a worker killed
+            # mid-turn has mirrored what its disk had, not only what a finished turn had.
+            session_store_flush="eager",
         )
 
     def _sandboxed(self, work: PhaseWork) -> bool:

@@ -23,11 +23,13 @@ import sys
 from collections.abc import AsyncGenerator
 from typing import cast
 
+import structlog
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
     ClaudeSDKError,
     Message,
+    MirrorErrorMessage,
     ResultError,
     ResultMessage,
     TextBlock,
@@ -37,6 +39,8 @@ from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITra
 
 from agent_workflow.agents.claude_result import RunLog
 from agent_workflow.core.progress import report_progress
+
+_log = structlog.get_logger(__name__)
 
 # A CLI orphaned by a SIGKILLed worker would go on answering (and spending) beside the
 # takeover's resume of the same session (G2). On Linux, `setpriv --pdeathsig` has the
@@ -99,6 +103,9 @@ def _collect(log: RunLog, message: Message) -> None:
             log.last_text = text
     elif isinstance(message, ResultMessage):
         log.result = message
+    elif isinstance(message, MirrorErrorMessage):  # the run goes on; a takeover elsewhere
+        # would find this batch missing from the database's copy of the transcript
+        _log.warning("session_store.append_failed", error=message.error[:300])
 
 
 async def run_cli(prompt: str, options: ClaudeAgentOptions, log: RunLog) -> RunLog:

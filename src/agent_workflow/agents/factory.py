@@ -8,6 +8,7 @@ that pass one)."""
 
 from __future__ import annotations
 
+from claude_agent_sdk.types import SessionStore
 from pydantic import SecretStr
 
 from agent_workflow.agents import agent_env, sandbox
@@ -68,11 +69,15 @@ def phase_limits(settings: Settings) -> dict[Phase, PhaseLimits]:
 
 
 def claude_agent(
-    settings: Settings, proxy: ModelProxy | None, push_tokens: PushTokens | None = None
+    settings: Settings,
+    proxy: ModelProxy | None,
+    push_tokens: PushTokens | None = None,
+    sessions: SessionStore | None = None,
 ) -> ClaudeAgent:
     """Claude Code through claude-agent-sdk; `AW_MAX_TURNS`/`AW_MAX_BUDGET_USD` override per
     phase. `proxy` is how the CLI reaches the model (None only in tests that set the env);
-    `push_tokens` gives each push its credential (None: `AW_GITHUB_TOKEN`, if set)."""
+    `push_tokens` gives each push its credential (None: `AW_GITHUB_TOKEN`, if set);
+    `sessions` mirrors transcripts (used unless `AW_AGENT_SESSION_STORE=off`)."""
     limits = phase_limits(settings)
     workspace = _workspace(settings, push_tokens)
     config = ClaudeConfig(
@@ -81,8 +86,10 @@ def claude_agent(
         env_allow=_env_allow(settings),
         sandbox=settings.agent_sandbox == "on",
         allowed_domains=sandbox.parse_domains(settings.agent_allowed_domains),
+        checkpoints=settings.agent_checkpoints == "on",
     )
-    return ClaudeAgent(workspace, config, None, proxy)
+    mirror = sessions if settings.agent_session_store == "on" else None
+    return ClaudeAgent(workspace, config, None, proxy, mirror)
 
 
 def command_agent(settings: Settings, push_tokens: PushTokens | None = None) -> CommandAgent:

@@ -39,6 +39,7 @@ from agent_workflow.asgi_server import QuietServer, base_url, listen, wait_start
 from agent_workflow.core.clock import now
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import ModelUsage, UsageMeter
+from agent_workflow.telemetry import recorder
 
 log = structlog.get_logger(__name__)
 
@@ -205,6 +206,7 @@ class ModelProxy:
                     counter.finish()
                     if counter.started:
                         await self._record(grant, request_id, counter)
+                        _count(grant, counter)
 
     async def _over_budget(self, grant: Grant) -> str | None:
         if self._budget is None:
@@ -231,6 +233,19 @@ class ModelProxy:
             await self._meter.record(usage, now())
         except Exception as exc:  # a metering blip must not cut the agent's answer
             log.error("model_proxy.meter_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _count(grant: Grant, counter: UsageCounter) -> None:
+    """A response's final usage in the metrics (counted once, when it ends)."""
+    recorder.model_usage(
+        grant.phase,
+        counter.model,
+        input_tokens=counter.input_tokens,
+        output_tokens=counter.output_tokens,
+        cache_creation_tokens=counter.cache_creation_tokens,
+        cache_read_tokens=counter.cache_read_tokens,
+        cost_usd=counter.cost_usd,
+    )
 
 
 def _token(headers: Mapping[str, str]) -> str:

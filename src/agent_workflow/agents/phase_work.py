@@ -30,6 +30,12 @@ may have lost its lease releases nothing: the worktree may be the new
 holder's by now (`release` itself also refuses a worktree another checkout
 has taken over). A failed release is logged and leaves the result as it is.
 
+Checkpoints (`keep_checkpoints`, see `workspace.checkpoints`): in an editing phase the
+runner may save the worktree's state to a hidden ref on the remote after each turn that
+changed files (`PhaseWork.checkpoint`); a takeover (resumed or later attempt) starts from
+the newest one on its base, so work done on a dead worker's machine is not lost; a phase
+that settled (SUCCESS or BLOCKED) deletes them.
+
 Artifacts (`AgentResult.artifacts`) after deliver and compound:
 
     branch        the pushed branch
@@ -57,6 +63,7 @@ from agent_workflow.core.hooks import REPOSITORY_PREFIX
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Phase
 from agent_workflow.core.ports import AgentRequest, AgentResult, Outcome
+from agent_workflow.workspace import checkpoints
 from agent_workflow.workspace.git import GitError
 from agent_workflow.workspace.limiter import RunLimiter
 from agent_workflow.workspace.workspace import WorkflowChangesRefused, Workspace, Worktree
@@ -73,6 +80,9 @@ class PhaseWork:
     prompt: str  # the phase prompt, for a fresh session
     resume_prompt: str  # what to say when resuming an interrupted session
     read_only: bool  # plan: no edits anywhere
+    # Saves the worktree's state to the attempt's checkpoint ref when it changed (after a
+    # turn that edited files); None: no checkpoints (plan, or switched off).
+    checkpoint: Callable[[], Awaitable[object]] | None = None
 
     @property
     def phase(self) -> Phase:
@@ -84,9 +94,19 @@ Runner = Callable[[PhaseWork], Awaitable[AgentResult]]
 
 
 async def run_phase(
-    request: AgentRequest, workspace: Workspace, runner: Runner, limiter: RunLimiter | None = None
+    request: AgentRequest,
+    workspace: Workspace,
+    runner: Runner,
+    limiter: RunLimiter | None = None,
+    *,
+    keep_checkpoints: bool = False,
 ) -> AgentResult:
-    """Check out, run `runner` in the checkout, then commit/push as the phase requires."""
+    """Check out, run `runner` in the checkout, then commit/push as the phase requires.
+
+    `keep_checkpoints`: an editing phase's takeover starts from its newest checkpoint, the
+    runner gets `PhaseWork.checkpoint`, and the phase's checkpoints are deleted once it
+    settled (SUCCESS or BLOCKED; after ERROR a retry may still need them).
+    """
     slot = limiter.slot(request.repo) if limiter else contextlib.nullcontext()
     async with slot:
         try:
@@ -96,11 +116,50 @@ async def run_phase(
             return AgentResult(
                 Outcome.ERROR, reason=f"workspace: {exc}", session_id=request.session_id
             )
+        keeping = keep_checkpoints and not work.read_only and worktree.branch is not None
+        if keeping:
+            work = await _with_checkpoints(workspace, worktree, work)
         result = await runner(work)
         try:
-            return await _finish(workspace, worktree, request, result)
+            final = await _finish(workspace, worktree, request, result)
         except GitError as exc:
             return dataclasses.replace(result, outcome=Outcome.ERROR, reason=f"workspace: {exc}")
+        if keeping and final.outcome is not Outcome.ERROR:
+            await _drop_checkpoints(workspace, worktree, request)
+        return final
+
+
+async def _with_checkpoints(workspace: Workspace, worktree: Worktree, work: PhaseWork) -> PhaseWork:
+    """A takeover's worktree from the newest checkpoint; the run's checkpoint saver."""
+    request = work.request
+    phase = request.phase.value
+    if request.resume or request.attempt > 1:
+        try:
+            restored = await checkpoints.restore_newest(workspace, worktree, request.task_id, phase)
+        except GitError as exc:  # the pushed branch is still there to start from
+            log.warning(
+                "checkpoint.restore_failed", task=request.task_id, phase=phase, error=str(exc)
+            )
+        else:
+            if restored is not None:
+                log.info("checkpoint.restored", task=request.task_id, phase=phase, commit=restored)
+    saver = checkpoints.Checkpointer(workspace, worktree, request.task_id, phase, request.attempt)
+    return dataclasses.replace(work, checkpoint=saver.save)
+
+
+async def _drop_checkpoints(
+    workspace: Workspace, worktree: Worktree, request: AgentRequest
+) -> None:
+    """Delete the settled phase's checkpoints; a failure leaves harmless leftovers."""
+    try:
+        await checkpoints.delete_all(workspace, worktree, request.task_id, request.phase.value)
+    except (GitError, LeaseLost) as exc:
+        log.warning(
+            "checkpoint.delete_failed",
+            task=request.task_id,
+            phase=request.phase.value,
+            error=str(exc),
+        )
 
 
 async def _checkout(workspace: Workspace, request: AgentRequest) -> Worktree:

@@ -6,6 +6,9 @@ with the first answer of the model (a run killed before it leaves nothing).
 `--resume` finds a session in any project directory, but `--session-id`
 refuses an id only when it exists under the *current* directory's project,
 so "does a transcript exist" is answered by looking in all of them.
+
+With a session store (the database), the transcript of another machine's worker is
+first written here from the store (`restore`), so the same look finds it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Transcript line types that carry the conversation (the rest is CLI bookkeeping).
@@ -102,3 +105,37 @@ def resumable_transcript(config: Path, session_id: str) -> Path | None:
         return found
     set_aside(found)
     return None
+
+
+def line_count(transcript: Path) -> int:
+    """How many lines the transcript has (a line cut short by a kill counts too)."""
+    try:
+        with transcript.open("rb") as lines:
+            return sum(1 for _ in lines)
+    except FileNotFoundError:
+        return 0
+
+
+def restore(
+    config: Path, project_key: str, session_id: str, entries: Sequence[Mapping[str, object]]
+) -> Path | None:
+    """Write a session's mirrored `entries` (from the database) as its transcript on disk,
+    unless the disk already has at least as many lines; returns the path written, or None.
+
+    The lines replace an older local copy in place (written aside, then renamed over), so
+    a takeover resumes the longest known conversation wherever it ran. `type` comes first
+    on each line, as the CLI writes it (the store may reorder keys).
+    """
+    local = find_transcript(config, session_id)
+    if local is not None and line_count(local) >= len(entries):
+        return None
+    target = local or config / "projects" / project_key / f"{session_id}.jsonl"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.restoring-{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as out:
+        for entry in entries:
+            line = {"type": entry["type"], **entry} if "type" in entry else dict(entry)
+            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+    tmp.chmod(0o600)
+    os.replace(tmp, target)
+    return target

@@ -35,6 +35,7 @@ from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.core.model import Guard
 from agent_workflow.core.neutralise import BODY_LIMIT, cap_body, cap_title
 from agent_workflow.core.ports import Clock, EffectStore, Forge
+from agent_workflow.core.telemetry import NO_TELEMETRY, Telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +66,7 @@ class Ledger:
         uncertain_backoff_s: float,
         own_login: str,
         markers: Markers,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         if not own_login:  # fail closed: without it nothing could ever be adopted safely
             raise ValueError("the ledger needs our own GitHub login")
@@ -74,6 +76,7 @@ class Ledger:
         self._backoff = uncertain_backoff_s
         self._own = own_login.casefold()
         self._markers = markers
+        self._telemetry = telemetry
 
     def _ours(self, author: str) -> bool:
         return author.casefold() == self._own
@@ -110,6 +113,7 @@ class Ledger:
         except EffectRefused as exc:
             # The raw answer (URL, GitHub's text) goes to the log only, never to a comment.
             log.warning("effect.refused", key=effect.key, status=exc.status, error=str(exc))
+            self._telemetry.effect(effect.kind, "terminal")
             await self._effects.mark_refused(effect.key, scope.guard, self._clock())
             raise
 
@@ -133,21 +137,25 @@ class Ledger:
         for round_ in range(1, UNCERTAIN_ROUNDS + 1):
             if uncertain:
                 found = await self._reconcile(effect)
+                self._telemetry.effect(effect.kind, "reconciled")
                 if found is not None:
                     log.info("effect.adopted", key=effect.key, external_id=found)
                     await self._effects.mark_done(effect.key, found, scope.guard, self._clock())
+                    self._telemetry.effect(effect.kind, "adopted")
                     return found
             assert_lease_held()  # a worker frozen past its lease must not send (G5)
             try:
                 external_id = await self._apply(effect)
             except UncertainOutcome:
                 log.warning("effect.uncertain", key=effect.key, round=round_)
+                self._telemetry.uncertain(effect.kind)
                 if round_ == UNCERTAIN_ROUNDS:
                     raise
                 uncertain = True
                 await asyncio.sleep(self._backoff * round_)
                 continue
             await self._effects.mark_done(effect.key, external_id, scope.guard, self._clock())
+            self._telemetry.effect(effect.kind, "performed")
             return external_id
         raise AssertionError("unreachable")  # pragma: no cover
 

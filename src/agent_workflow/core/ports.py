@@ -501,6 +501,10 @@ class PhaseStore(Protocol):
         """Extend the lease; False when it was lost."""
         ...
 
+    async def record_progress(self, guard: Guard, text: str, now: float) -> bool:
+        """Keep the attempt's live progress text (fenced); False when the lease was lost."""
+        ...
+
     async def start_agent(
         self, guard: Guard, *, session_id: str, mode: str, owner: str, now: float
     ) -> int:

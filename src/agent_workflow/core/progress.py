@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -134,8 +134,10 @@ class Reporter:
         interval_s: float,
         task: Task,
         run: PhaseRun,
+        keep: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._keep = keep  # the text is also kept with the phase run (the dashboard's)
         self._clock = clock
         self._interval = interval_s
         self._effect = progress_effect(task, run.phase, run.attempt)
@@ -194,10 +196,10 @@ class Reporter:
             self._kick()
 
     async def _post(self) -> None:
+        body = self._body()
+        await self._kept(body)
         try:
-            found = await self._ledger.perform(
-                replace(self._effect, body=self._body()), self._scope
-            )
+            found = await self._ledger.perform(replace(self._effect, body=body), self._scope)
         except LeaseLost:
             self._stopped = True
             log.warning("progress.lease_lost", key=self._effect.key)
@@ -209,6 +211,7 @@ class Reporter:
         self._kick()
 
     async def _edit(self, body: str) -> None:
+        await self._kept(body)
         if self._comment_id is None:  # pragma: no cover - edits start after the post
             return
         try:
@@ -218,6 +221,15 @@ class Reporter:
             log.warning("progress.edit_refused", key=self._effect.key, reason="lease lost")
         except Exception:  # superseded by the next edit
             log.warning("progress.edit_failed", key=self._effect.key, exc_info=True)
+
+    async def _kept(self, body: str) -> None:
+        """Keep `body` with the phase run (a courtesy, like the comment: failures are logged)."""
+        if self._keep is None:
+            return
+        try:
+            await self._keep(body)
+        except Exception:
+            log.warning("progress.keep_failed", key=self._effect.key, exc_info=True)
 
     def _body(self, ended: str | None = None) -> str:
         now = self._clock()

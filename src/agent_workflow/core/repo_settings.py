@@ -46,6 +46,10 @@ class RepoSettings:
     draft: bool | None = None
     model: str | None = None
     allowed_domains: tuple[str, ...] | None = None
+    # The repository's own words for the issue triggers (`plan_label`, `approve_label`,
+    # `plan_command`, `approve_command`, `retry_command`): each replaces the deployment's.
+    # Applied where deliveries are routed (`ingress.repo_triggers`), not by the core.
+    triggers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from agent_workflow.core.repo_settings import (
     invalid_comment,
     phase_limits,
 )
+from agent_workflow.core.telemetry import NO_TELEMETRY, Telemetry
 from agent_workflow.core.text import clean_text
 
 log = structlog.get_logger(__name__)
@@ -121,8 +122,10 @@ class PhaseRunner:
         settings: RunnerSettings,
         clock: Clock,
         configs: RepoConfigs,
+        telemetry: Telemetry = NO_TELEMETRY,
     ) -> None:
         self._store = store
+        self._telemetry = telemetry
         self._agent = agent
         self._ledger = ledger
         self._settings = settings
@@ -207,12 +210,23 @@ class PhaseRunner:
             run = await self._run_agent(task, claimed, reporter, config)
         except LeaseLost:
             log.warning("phase.lease_lost", task=task.id, phase=claimed.phase, fence=claimed.fence)
+            self._telemetry.lease_lost(claimed.phase, "agent")
             return Execution(Executed.LEASE_LOST, PhaseStatus.ACTIVE)
         if run.status.is_final:
             return await self._perform_effects(task, run, reporter, config)
+        if await self._held(task):
+            # Its installation was suspended or removed meanwhile (the likely cause of the
+            # error): no new attempt until it is back; the release makes the run claimable.
+            log.info("phase.held", task=task.id, phase=run.phase, attempt=run.attempt)
+            return Execution(Executed.WAITING, run.status)
         # The agent errored and the run is pending again (the store turns it `failed` at
         # `max_failures`, so this recursion is bounded): claim it anew, resuming the session.
         return await self.execute(task, run.phase, known=run)
+
+    async def _held(self, task: Task) -> bool:
+        """Whether the task is held now (`Task.held_reason`: its installation is away)."""
+        now = await self._store.tasks.get(task.id)
+        return now is not None and now.held_reason is not None
 
     # -- the repository's settings ----------------------------------------------
 
@@ -311,6 +325,8 @@ class PhaseRunner:
             owner=s.owner,
             now=self._clock(),
         )
+        self._telemetry.agent_started(run.phase, "resume" if resume else "fresh")
+        started_at = self._clock()
         log.info(
             "agent.start",
             task=task.id,
@@ -327,7 +343,7 @@ class PhaseRunner:
         )
         if not result.session_id:
             result = replace(result, session_id=session_id)
-        return await phases.finish(
+        finished = await phases.finish(
             run.guard,
             agent_run_id,
             _status_of(result.outcome),
@@ -336,6 +352,8 @@ class PhaseRunner:
             effects_lease_s=s.lease_s,
             now=self._clock(),
         )
+        self._telemetry.attempt_finished(run.phase, finished.status, self._clock() - started_at)
+        return finished
 
     async def _attempt(self, request: AgentRequest, reporter: Reporter | None) -> AgentResult:
         """The agent's run, with its progress comment posted and edited beside it."""
@@ -355,7 +373,12 @@ class PhaseRunner:
         interval = self._settings.progress_interval_s
         if interval is None:
             return None
-        return Reporter(self._ledger, self._clock, interval, task, run)
+        phases, guard = self._store.phases, run.guard
+
+        async def keep(text: str) -> bool:
+            return await phases.record_progress(guard, text, self._clock())
+
+        return Reporter(self._ledger, self._clock, interval, task, run, keep)
 
     async def _run_safely(self, request: AgentRequest) -> AgentResult:
         """An agent that raises is an agent error, not a crashed worker."""
@@ -469,6 +492,7 @@ class PhaseRunner:
             await self._store.phases.effects_finished(run.guard, self._clock())
         except LeaseLost:
             log.warning("effects.lease_lost", task=task.id, phase=run.phase, fence=run.fence)
+            self._telemetry.lease_lost(run.phase, "effects")
             return Execution(Executed.LEASE_LOST, run.status)
         return Execution(Executed.SETTLED, run.status)
 

@@ -11,6 +11,7 @@ from agent_workflow.core.repo_settings import RepoConfigs
 from agent_workflow.core.rounds import RoundLimits
 from agent_workflow.core.router import Router
 from agent_workflow.core.runner import PhaseRunner, RunnerSettings
+from agent_workflow.core.telemetry import NO_TELEMETRY, Telemetry
 from agent_workflow.core.trust import Trust
 
 
@@ -39,12 +40,14 @@ def build_core(
     permission_ttl_s: float,
     round_limits: RoundLimits,
     repo_configs: RepoConfigs,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> Core:
     """Wire a `Router` over the given store, forge and agent.
 
     `own_login` is our GitHub identity (learned at start); the ledger adopts only what it
     authored, with markers signed under `marker_secret`. `repo_configs` resolves each
-    repository's settings (`core.repo_settings`).
+    repository's settings (`core.repo_settings`); `telemetry` hears what the ledger and
+    the runner did (metrics).
     """
     ledger = Ledger(
         store.effects,
@@ -53,8 +56,9 @@ def build_core(
         uncertain_backoff_s=uncertain_backoff_s,
         own_login=own_login,
         markers=Markers(marker_secret),
+        telemetry=telemetry,
     )
-    runner = PhaseRunner(store, agent, ledger, settings, clock, repo_configs)
+    runner = PhaseRunner(store, agent, ledger, settings, clock, repo_configs, telemetry)
     trust = Trust(forge, clock, ttl_s=permission_ttl_s)
     router = Router(
         store,

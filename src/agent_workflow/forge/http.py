@@ -44,6 +44,7 @@ from agent_workflow.core.errors import (
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
+from agent_workflow.telemetry import recorder
 
 log = logging.getLogger(__name__)
 
@@ -262,9 +263,11 @@ class GitHubHttp:
                     headers={**(headers or {}), "authorization": header},
                 )
             except httpx.TransportError as exc:
+                self._record(method, target, None)
                 failures += 1
                 await self._transport_failed(method, target, kind, exc, failures)
                 continue
+            self._record(method, target, response.status_code)
             self._note_budget(response)
             limited = rate_limit(response, waits, self.policy)
             if limited is not None:
@@ -307,6 +310,15 @@ class GitHubHttp:
         self.stats.redirects += 1
         return target
 
+    def _record(self, method: str, target: httpx.URL, status: int | None) -> None:
+        """The request in the metrics, by its route template (never its raw path)."""
+        # As sent (percent-encoded: a `/` in a label's name stays inside its segment);
+        # a GHES base carries `/api/v3/`.
+        path = target.raw_path.decode("ascii").partition("?")[0]
+        base = self.base_url.raw_path.decode("ascii")
+        relative = path[len(base) - 1 :] if path.startswith(base) else path
+        recorder.github_request(method, relative, status)
+
     def _count(self, kind: Kind) -> None:
         if kind == "read":
             self.stats.reads += 1
@@ -340,6 +352,7 @@ class GitHubHttp:
         log.warning("github rate limit on %s %s, waiting %.1fs: %s", method, target, wait, reason)
         self.stats.rate_limit_waits += 1
         self.stats.waited_seconds += wait
+        recorder.rate_limit_wait(wait)
         await self._sleep(wait)
 
     async def _transport_failed(

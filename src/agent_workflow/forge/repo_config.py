@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent_workflow.core.clock import now
 from agent_workflow.core.model import Phase
@@ -77,14 +77,37 @@ class _Rounds(_Strict):
     max_repair: int | None = Field(default=None, ge=0)
 
 
-class _Triggers(_Strict):
-    """Accepted and validated; applied in a later step (triggers per repository)."""
+# GitHub caps a label's name at 50 characters; a command is one short line.
+_LABEL = Field(default=None, min_length=1, max_length=50, pattern=r"^[^\r\n]*\S[^\r\n]*$")
+_COMMAND = Field(default=None, min_length=2, max_length=100, pattern=r"^/\S[^\r\n]*$")
 
-    plan_label: str | None = None
-    approve_label: str | None = None
-    plan_command: str | None = None
-    approve_command: str | None = None
-    retry_command: str | None = None
+
+class _Triggers(_Strict):
+    """The repository's own issue triggers. A command starts with `/` (the ingress keeps
+    every issue comment whose first line does, so a repository's command is never dropped
+    before its settings are read); labels compare case-insensitively."""
+
+    plan_label: str | None = _LABEL
+    approve_label: str | None = _LABEL
+    plan_command: str | None = _COMMAND
+    approve_command: str | None = _COMMAND
+    retry_command: str | None = _COMMAND
+
+    @model_validator(mode="after")
+    def _distinct(self) -> _Triggers:
+        labels = [v.strip().casefold() for v in (self.plan_label, self.approve_label) if v]
+        commands = [
+            " ".join(v.split())
+            for v in (self.plan_command, self.approve_command, self.retry_command)
+            if v
+        ]
+        if len(set(labels)) < len(labels) or len(set(commands)) < len(commands):
+            raise ValueError("triggers must differ from one another")
+        return self
+
+    def given(self) -> dict[str, str]:
+        """The triggers the file sets, by name, whitespace trimmed."""
+        return {k: v.strip() for k, v in self.model_dump().items() if v is not None}
 
 
 class ConfigFile(_Strict):
@@ -118,6 +141,7 @@ class ConfigFile(_Strict):
             draft=(self.pull_requests or _PullRequests()).draft,
             model=agent.model,
             allowed_domains=None if domains is None else tuple(d.strip() for d in domains),
+            triggers=MappingProxyType((self.triggers or _Triggers()).given()),
         )
 
 

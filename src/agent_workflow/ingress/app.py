@@ -31,9 +31,11 @@ from agent_workflow.ingress import payload as payloads
 from agent_workflow.ingress.body import BodyRejected, read_limited
 from agent_workflow.ingress.events import Ignored, Triggers
 from agent_workflow.ingress.health import database_ok
-from agent_workflow.ingress.inbox import Duplicate, store_delivery
+from agent_workflow.ingress.inbox import Deferred, Duplicate, store_delivery
 from agent_workflow.ingress.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from agent_workflow.store import Store
+from agent_workflow.telemetry import recorder
+from agent_workflow.telemetry.exposition import QueueDepth, metrics_endpoint
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +81,8 @@ def create_app(
     dispatch_timeout_s: float = DISPATCH_TIMEOUT_S,
     body_timeout_s: float,
     on_push: OnPush | None = None,
+    queue_depth: QueueDepth | None = None,
+    own_login: str = "",
 ) -> Starlette:
     """The ingress ASGI app. Raises `ConfigError` without a secret or with a non-positive cap.
 
@@ -87,7 +91,9 @@ def create_app(
     `max_body_bytes` and `triggers` come from `Settings` (`AW_WEBHOOK_MAX_BODY_BYTES`,
     `AW_PLAN_LABEL`…); a delivery is parsed here, once, and stored with its `Event`.
     `on_push` sees each verified `push` (the repository settings cache drops what it
-    changed); a push starts nothing and is not stored.
+    changed); a push starts nothing and is not stored. `GET /metrics` shows the metrics
+    (the host's, with `PROMETHEUS_MULTIPROC_DIR`) and `queue_depth`, read per scrape.
+    `own_login` is ours: a label our own effects add is not kept for a repository's triggers.
     """
     if not secret:
         raise ConfigError("a webhook secret is required (AW_WEBHOOK_SECRET)")
@@ -103,6 +109,7 @@ def create_app(
         triggers,
         body_timeout_s,
         on_push,
+        own_login,
     )
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -114,6 +121,7 @@ def create_app(
         routes=[
             Route(WEBHOOK_PATH, webhooks.handle, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(queue_depth, host_wide=True), methods=["GET"]),
         ]
     )
 
@@ -131,6 +139,7 @@ class _Webhooks:
     triggers: Triggers
     body_timeout_s: float
     on_push: OnPush | None
+    own_login: str
 
     async def handle(self, request: Request) -> JSONResponse:
         """Verify, parse, store, dispatch; the status code tells GitHub what happened."""
@@ -155,6 +164,7 @@ class _Webhooks:
             return _refuse(400, delivery, request.headers)
         if delivery.event == "ping":
             _log(delivery, "pong")
+            recorder.delivery("ignored")
             return JSONResponse({"status": "pong"})
         return await self._event(delivery, raw)
 
@@ -176,24 +186,31 @@ class _Webhooks:
                 # stored delivery is answered 200 duplicate too: the stored row is
                 # routed at least once (the sweeper re-enqueues it until it is).
                 body_sha256=hashlib.sha256(raw).hexdigest(),
+                own_login=self.own_login,
             )
         except BadEvent as exc:
+            recorder.delivery("rejected")
             _log(delivery, "rejected", level=logging.WARNING, status=400, error=str(exc))
             return JSONResponse({"error": str(exc)}, 400)
         except (SQLAlchemyError, OSError) as exc:
             # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
+            recorder.delivery("unavailable")
             _log(
                 delivery, "store_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}"
             )
             return JSONResponse({"error": "database unavailable"}, 503)
         if isinstance(stored, Ignored):
+            recorder.delivery("ignored")
             _log(delivery, "ignored", reason=stored.reason)
             return JSONResponse({"status": "ignored", "reason": stored.reason})
         if isinstance(stored, Duplicate):
             _log(delivery, "duplicate")
             return JSONResponse({"status": "duplicate"})
         await self._dispatch(delivery)
-        _log(delivery, "accepted", intent=str(stored.intent), repo=stored.repo)
+        if isinstance(stored, Deferred):
+            _log(delivery, "accepted", intent="deferred", reason=stored.reason)
+        else:
+            _log(delivery, "accepted", intent=str(stored.intent), repo=stored.repo)
         return JSONResponse({"status": "accepted"}, 202)
 
     async def _dispatch(self, delivery: _Delivery) -> None:
@@ -235,6 +252,7 @@ def _delivery_headers(headers: Headers) -> _Delivery | str:
 
 def _refuse(status: int, error: str, headers: Headers) -> JSONResponse:
     """Refuse before the delivery is trusted; the logged headers are as sent (truncated)."""
+    recorder.delivery("rejected")
     log.warning(
         "webhook",
         github_event=headers.get("x-github-event", "")[:MAX_EVENT_NAME],

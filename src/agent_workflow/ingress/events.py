@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, RoundTrigger
 from agent_workflow.core.text import clean_text
+from agent_workflow.core.trust import is_bot
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,35 @@ class Triggers:
     retry_command: str
     revise_command: str
     repair_command: str
+
+    def narrowed_by(self, repository: Mapping[str, str]) -> Triggers:
+        """These triggers with a repository's own issue triggers in place of ours
+        (`RepoSettings.triggers`). Unchanged when the result would make two labels or two
+        commands equal: a trigger that meant two things would act on one of them at random."""
+        names = REPO_TRIGGERS & repository.keys()
+        if not names:
+            return self
+        merged = replace(self, **{name: repository[name] for name in names})
+        labels = {merged.plan_label.casefold(), merged.approve_label.casefold()}
+        commands = {
+            _squash(c)
+            for c in (
+                merged.plan_command,
+                merged.approve_command,
+                merged.retry_command,
+                merged.revise_command,
+                merged.repair_command,
+            )
+        }
+        return merged if len(labels) == 2 and len(commands) == 5 else self
+
+
+#: The triggers a repository may name for itself (the round commands stay the deployment's).
+REPO_TRIGGERS = frozenset(
+    {"plan_label", "approve_label", "plan_command", "approve_command", "retry_command"}
+)
+#: Intents whose trigger a repository may rename: deciding them needs its settings.
+REPO_INTENTS = frozenset({Intent.START_PLAN, Intent.APPROVE, Intent.RETRY})
 
 
 # Issue and PR numbers are stored in 32-bit INTEGER columns; larger is malformed, not a task.
@@ -91,6 +121,29 @@ def parse(
             return Ignored(f"{kind} is not handled")
 
 
+def may_be_repo_trigger(event_name: str, payload: Mapping[str, Any], own_login: str = "") -> bool:
+    """True for a delivery a repository's own triggers could make an event of, though ours
+    do not: a label added to an issue, or a comment on an issue whose first line starts
+    with `/` (a repository's commands must), by a person. Such a delivery is kept and
+    decided when it is routed, with the repository's settings (`ingress.repo_triggers`).
+    A bot's (ours included: `own_login`) is not: the router would ignore it anyway."""
+    sender = payload.get("sender")
+    if isinstance(sender, Mapping):
+        login = sender.get("login")
+        if is_bot(login if isinstance(login, str) else "", sender.get("type") == "Bot", own_login):
+            return False
+    action = payload.get("action")
+    if event_name == "issues" and action == "labeled":
+        return True
+    if event_name != "issue_comment" or action != "created":
+        return False
+    issue, comment = payload.get("issue"), payload.get("comment")
+    if not isinstance(issue, Mapping) or issue.get("pull_request") is not None:
+        return False
+    body = comment.get("body") if isinstance(comment, Mapping) else None
+    return isinstance(body, str) and _command_line(body).startswith("/")
+
+
 def _issue_labeled(payload: Mapping[str, Any], delivery_id: str, t: Triggers) -> Event | Ignored:
     name = _str(_obj(payload, "label"), "name", "label.name")
     if name.casefold() == t.plan_label.casefold():
@@ -104,6 +157,8 @@ def _issue_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) ->
     issue = _obj(payload, "issue")
     comment = _obj(payload, "comment")
     body = _opt_str(comment, "body", "comment.body")
+    if issue.get("pull_request") is not None and issue.get("state") == "closed":
+        return Ignored("pull request is closed")
     if issue.get("pull_request") is not None:
         # GitHub reports pull request conversation comments as issue comments. The issue
         # commands never act on one (its number is the PR's, not a task's issue); only the
@@ -314,6 +369,8 @@ def _task_pull_request(payload: Mapping[str, Any], pull: Mapping[str, Any]) -> i
         return Ignored(f"branch {ref!r} is not an agent branch")
     if _head_repo(head) != _repo_name(payload):
         return Ignored("head branch is not in this repository")
+    if pull.get("state") == "closed":  # merged or abandoned: nothing more is pushed to it
+        return Ignored("pull request is closed")
     return issue_number
 
 

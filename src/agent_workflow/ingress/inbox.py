@@ -11,14 +11,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_workflow.core.model import Event
-from agent_workflow.ingress.events import Ignored, Triggers, parse
+from agent_workflow.ingress.events import Ignored, Triggers, may_be_repo_trigger, parse
 from agent_workflow.ingress.installations import apply_installation, parse_installation
 from agent_workflow.store import Store
+from agent_workflow.telemetry import recorder
 
 
 @dataclass(frozen=True)
 class Duplicate:
     """The inbox already holds this delivery (or this body): nothing was stored."""
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Stored without an event: our triggers make none of it, a repository's own could
+    (`ingress.repo_triggers`). It is routed like an event; routing decides it."""
+
+    reason: str
 
 
 async def store_delivery(
@@ -31,8 +40,10 @@ async def store_delivery(
     payload: dict[str, Any],
     now: float,
     body_sha256: str | None = None,
-) -> Event | Ignored | Duplicate:
-    """The stored `Event`, `Ignored` (nothing stored) or `Duplicate`.
+    own_login: str = "",
+) -> Event | Deferred | Ignored | Duplicate:
+    """The stored `Event`, `Deferred` (stored, decided when routed), `Ignored` (nothing
+    stored) or `Duplicate`.
 
     Raises `BadEvent` when a handled event lacks a field it needs, and the store's
     errors when the row cannot be written (nothing acknowledged then).
@@ -40,9 +51,11 @@ async def store_delivery(
     change = parse_installation(event, payload)
     if change is not None:  # applied now, not routed: see `ingress.installations`
         return Ignored(await apply_installation(store, change, now))
-    parsed = parse(event, payload, delivery_id, triggers)
+    parsed: Event | Ignored | Deferred = parse(event, payload, delivery_id, triggers)
     if isinstance(parsed, Ignored):
-        return parsed
+        if not may_be_repo_trigger(event, payload, own_login):
+            return parsed
+        parsed = Deferred(f"{parsed.reason}; the repository's triggers decide")
     action = payload.get("action")
     stored = await store.deliveries.record(
         delivery_id=delivery_id,
@@ -50,8 +63,9 @@ async def store_delivery(
         event=event,
         action=action if isinstance(action, str) else "",
         payload=payload,
-        parsed=parsed,
+        parsed=parsed if isinstance(parsed, Event) else None,
         now=now,
         body_sha256=body_sha256,
     )
+    recorder.delivery("received" if stored else "duplicate")
     return parsed if stored else Duplicate()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,8 +46,9 @@ from agent_workflow.core.errors import BadEvent, ForgeError, UncertainOutcome
 from agent_workflow.core.model import Event
 from agent_workflow.core.ports import HookDelivery, HookLog
 from agent_workflow.ingress.app import DELIVERY_ID, HOOK_ID
-from agent_workflow.ingress.events import Triggers
+from agent_workflow.ingress.events import Ignored
 from agent_workflow.ingress.inbox import Duplicate, store_delivery
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.queue.protocol import JobQueue, QueueClosed
 from agent_workflow.service.jobs import route_job
 from agent_workflow.store import Store
@@ -98,12 +100,14 @@ class Backfill:
         queue: JobQueue,
         clock: Callable[[], float],
         *,
-        triggers: Triggers,
+        triggers: RepoTriggers,
         hooks: Sequence[Hook],
         interval_s: float,
         max_age_s: float,
         max_deliveries: int,
         reconcile_interval_s: float,
+        max_payload_bytes: int,
+        own_login: str = "",
     ) -> None:
         self._store = store
         self._github = github
@@ -115,6 +119,8 @@ class Backfill:
         self._max_age = max_age_s
         self._max_deliveries = max_deliveries
         self._reconcile_interval = reconcile_interval_s
+        self._max_payload = max_payload_bytes
+        self._own_login = own_login
         self._read_back_to: dict[Hook, float] = {}  # per log: after a complete pass
         self._settled: OrderedDict[str, None] = OrderedDict()
 
@@ -190,14 +196,19 @@ class Backfill:
             hook_id = headers.get("x-github-hook-id") or ("" if hook is None else str(hook[1]))
             if not DELIVERY_ID.fullmatch(attempt.guid) or not HOOK_ID.fullmatch(hook_id):
                 raise BadEvent(f"unusable delivery id {attempt.guid!r} or hook id {hook_id!r}")
+            # The webhook's body limit holds for a payload read back from the log too.
+            size = len(json.dumps(request.payload, separators=(",", ":")).encode())
+            if size > self._max_payload:
+                raise BadEvent(f"payload of {size} bytes is over {self._max_payload}")
             stored = await store_delivery(
                 self._store,
-                self._triggers,
+                self._triggers.deployment,
                 event=event,
                 delivery_id=attempt.guid,
                 hook_id=hook_id,
                 payload=request.payload,
                 now=self._clock(),
+                own_login=self._own_login,
             )
         except BadEvent as exc:
             self._settle(attempt.guid)
@@ -211,7 +222,7 @@ class Backfill:
         if isinstance(stored, Duplicate):  # the real delivery came first, late
             log.info("backfill.duplicate", delivery_id=attempt.guid, hook_id=hook_id)
             return "duplicate"
-        if not isinstance(stored, Event):
+        if isinstance(stored, Ignored):
             self._settle(attempt.guid)
             return "ignored"
         await self._enqueue(attempt.guid, hook_id)
@@ -220,8 +231,7 @@ class Backfill:
             delivery_id=attempt.guid,
             hook_id=hook_id,
             github_event=event,
-            intent=str(stored.intent),
-            repo=stored.repo,
+            intent=str(stored.intent) if isinstance(stored, Event) else "deferred",
         )
         return "ingested"
 
@@ -252,7 +262,9 @@ class Backfill:
         for repository in await self._repositories():
             full_name = str(repository.get("full_name") or "")
             repo_id = repository.get("id")
-            label = self._triggers.plan_label
+            branch = str(repository.get("default_branch") or "main")
+            triggers = await self._triggers.for_repo(full_name, branch)
+            label = triggers.plan_label
             async for issue in self._github.open_issues_labeled(full_name, label):
                 number = int(issue["number"])
                 rid = repo_id if isinstance(repo_id, int) else None
@@ -274,7 +286,7 @@ class Backfill:
                 }
                 stored = await store_delivery(
                     self._store,
-                    self._triggers,
+                    triggers,
                     event="issues",
                     delivery_id=delivery_id,
                     hook_id="",
@@ -342,7 +354,12 @@ class Backfill:
 
 
 def backfill_for(
-    settings: Settings, store: Store, forge: object, queue: JobQueue, triggers: Triggers
+    settings: Settings,
+    store: Store,
+    forge: object,
+    queue: JobQueue,
+    triggers: RepoTriggers,
+    own_login: str = "",
 ) -> Backfill | None:
     """The serve process's backfill: the App's log with App credentials, plus each
     `AW_GITHUB_HOOKS` entry; None when there is no log to read or the forge keeps none
@@ -363,6 +380,8 @@ def backfill_for(
         max_age_s=settings.backfill_max_age_s,
         max_deliveries=settings.backfill_max_deliveries,
         reconcile_interval_s=settings.reconcile_interval_s,
+        max_payload_bytes=settings.webhook_max_body_bytes,
+        own_login=own_login,
     )
 
 

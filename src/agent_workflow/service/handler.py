@@ -2,8 +2,10 @@
 
 A `route` job routes the `Event` the ingress parsed and stored with the delivery;
 the payload is not read, let alone parsed again, so the triggers the delivery was
-accepted with are the ones it is routed with. This is the hot path of a duplicate
-storm: one narrow read, then (unless it was routed already) the final `mark_routed`.
+accepted with are the ones it is routed with — unless its repository names its own issue
+triggers (`ingress.repo_triggers`): a label or issue command is then decided with those,
+from the stored payload. This is the hot path of a duplicate storm: one narrow read, then
+(unless it was routed already) the final `mark_routed`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from agent_workflow.core.errors import BadEvent, PhaseBusy
 from agent_workflow.core.model import Event, IssueState, Phase
 from agent_workflow.core.routed import Routed
 from agent_workflow.core.router import UNREAD, Unread
-from agent_workflow.ingress.events import Ignored, Triggers, parse
+from agent_workflow.dashboard.actions import DASHBOARD_HOOK
+from agent_workflow.ingress.events import Ignored, parse
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.jobs import PHASE, ROUTE
 from agent_workflow.store.db import Store
+from agent_workflow.telemetry import recorder
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +46,10 @@ class EventRouter(Protocol):
 class JobHandler:
     """Handles `route` and `phase` jobs; every path is safe to repeat (at-least-once queue).
 
-    `triggers` (from `Settings`, the same value the ingress parses with) is used only
-    for deliveries stored before the parsed event was (`parsed` NULL). A delivery whose
+    `triggers` holds the deployment's triggers (from `Settings`, the same value the ingress
+    parses with) narrowed by each repository's settings: a stored issue trigger, and a
+    delivery kept without an event (`parsed` NULL), are decided with its repository's.
+    A delivery whose
     routing failed `max_route_attempts` times (`AW_MAX_ROUTE_ATTEMPTS`) is dead-lettered:
     its jobs do nothing and the sweeper no longer re-enqueues it (`aw status` shows it).
     """
@@ -53,7 +60,7 @@ class JobHandler:
         router: EventRouter,
         clock: Callable[[], float],
         *,
-        triggers: Triggers,
+        triggers: RepoTriggers,
         max_route_attempts: int,
     ) -> None:
         self._store = store
@@ -119,6 +126,7 @@ class JobHandler:
             max_attempts=self._max_route_attempts,
         )
         if dead:
+            recorder.dead_lettered()
             log.error(
                 "route.dead_lettered",
                 delivery=delivery_id,
@@ -141,10 +149,23 @@ class JobHandler:
         if row.dead_at is not None:  # dead-lettered: never retried automatically
             log.warning("route.dead_letter_skipped", delivery=delivery_id)
             return None, UNREAD
-        if row.parsed is not None:
-            return row.parsed, row.state
-        # Stored before deliveries kept their parsed event: parse it once, now.
+        if row.received_at is not None:
+            recorder.routing_started(self._clock() - row.received_at)
+        stored = row.parsed
+        if stored is not None and not self._triggers.decides(stored):
+            return stored, row.state
+        if stored is not None and hook_id == DASHBOARD_HOOK:
+            # The dashboard's own retry: not a typed trigger, so no repository renames it.
+            return stored, row.state
+        triggers = None
+        if stored is not None:
+            triggers = await self._triggers.for_repo(stored.repo, stored.default_branch)
+            if triggers == self._triggers.deployment:  # as accepted: no re-parse
+                return stored, row.state
+        # Kept for its repository's triggers, or they differ from ours: decide it with them.
         payload = await self._store.deliveries.payload(delivery_id, hook_id)
         if payload is None:  # pragma: no cover - the row was there a moment ago
             return None, UNREAD
-        return parse(row.event, payload, delivery_id, self._triggers), UNREAD
+        if triggers is not None:
+            return parse(row.event, payload, delivery_id, triggers), UNREAD
+        return await self._triggers.parse(row.event, payload, delivery_id), UNREAD

@@ -18,11 +18,13 @@ from agent_workflow.core.runner import RunnerSettings
 from agent_workflow.core.wiring import Core, build_core
 from agent_workflow.forge.repo_config import ForgeRepoConfigs
 from agent_workflow.ingress.events import Triggers
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.queue.protocol import JobQueue
 from agent_workflow.service.handler import JobHandler
 from agent_workflow.service.janitor import WorktreeJanitor
 from agent_workflow.service.sweeper import Sweeper
 from agent_workflow.store import Store, connect
+from agent_workflow.telemetry.recorder import PrometheusTelemetry
 from agent_workflow.workspace.workspace import Workspace
 
 
@@ -40,6 +42,7 @@ class Runtime:
     queue: JobQueue
     sweeper: Sweeper
     repo_configs: ForgeRepoConfigs  # the ingress drops an entry when a push changes the file
+    own_login: str  # who we act as on GitHub: what our own effects cause is not kept
 
 
 def triggers_from(settings: Settings) -> Triggers:
@@ -74,7 +77,7 @@ async def open_agent(
             from agent_workflow.agents.factory import claude_agent, model_proxy
 
             proxy = await stack.enter_async_context(model_proxy(settings, store.usage))
-            return claude_agent(settings, proxy, push_tokens)
+            return claude_agent(settings, proxy, push_tokens, store.sessions)
         case "command":
             from agent_workflow.agents.factory import command_agent
 
@@ -127,13 +130,14 @@ async def open_runtime(
                 revise=settings.max_revise_rounds, repair=settings.max_repair_rounds
             ),
             repo_configs=repo_configs,
+            telemetry=PrometheusTelemetry(),
         )
         triggers = triggers_from(settings)
         handler = JobHandler(
             store,
             core.router,
             clock.now,
-            triggers=triggers,
+            triggers=RepoTriggers(triggers, repo_configs),
             max_route_attempts=settings.max_route_attempts,
         )
         queue = await _open_queue(settings, handler)
@@ -153,9 +157,20 @@ async def open_runtime(
                 max_age_s=settings.worktree_max_age_days * 86_400,
             ),
             daily_budget_usd=settings.daily_budget_usd,
+            session_retention_s=settings.session_retention_days * 86_400,
         )
         yield Runtime(
-            settings, triggers, store, forge, agent, core, handler, queue, sweeper, repo_configs
+            settings,
+            triggers,
+            store,
+            forge,
+            agent,
+            core,
+            handler,
+            queue,
+            sweeper,
+            repo_configs,
+            own_login,
         )
 
 

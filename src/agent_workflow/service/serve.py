@@ -13,10 +13,14 @@ from agent_workflow.asgi_server import QuietServer, listen, wait_started
 from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
 from agent_workflow.core.ports import Agent, Forge
+from agent_workflow.dashboard.app import dashboard_for
 from agent_workflow.ingress.app import create_app
+from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.backfill import backfill_for
 from agent_workflow.service.jobs import route_job
+from agent_workflow.service.queue_depth import queue_depth
 from agent_workflow.service.runtime import open_runtime
+from agent_workflow.telemetry.exposition import process_exiting
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +67,18 @@ async def serve(
                 triggers=rt.triggers,
                 body_timeout_s=settings.webhook_body_timeout_s,
                 on_push=rt.repo_configs.invalidate_from_push,
+                queue_depth=queue_depth(rt.queue),
+                own_login=rt.own_login,
             )
+
+            async def redispatch(delivery_id: str, hook_id: str) -> None:
+                # A re-driven dead letter's finished job still holds its id under BullMQ.
+                job_id, data = route_job(delivery_id, hook_id)
+                await rt.queue.enqueue(job_id, data, replace_finished=True)
+
+            dashboard = dashboard_for(settings, rt.store, redispatch)
+            if dashboard is not None:  # AW_DASHBOARD_TOKEN unset: no /dashboard at all (404)
+                app.mount("/dashboard", dashboard)
             server = QuietServer(
                 uvicorn.Config(
                     app,
@@ -98,7 +113,10 @@ async def serve(
             sweeper = asyncio.create_task(rt.sweeper.run(sweeping))
             # Only here, never in `aw worker`: one reader of GitHub's delivery log per
             # deployment's ingress, starting at once (what was missed while down).
-            backfill = backfill_for(settings, rt.store, rt.forge, rt.queue, rt.triggers)
+            repo_triggers = RepoTriggers(rt.triggers, rt.repo_configs)
+            backfill = backfill_for(
+                settings, rt.store, rt.forge, rt.queue, repo_triggers, rt.own_login
+            )
             backfilling = asyncio.create_task(
                 backfill.run(sweeping) if backfill is not None else sweeping.wait()
             )
@@ -124,6 +142,7 @@ async def serve(
                     await backfilling
             log.info("serve.stopping", grace_s=settings.shutdown_grace_s)
         # Leaving open_runtime closed the queue: running jobs finished or released.
+    process_exiting()
     log.info("serve.stopped")
 
 

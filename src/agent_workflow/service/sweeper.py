@@ -36,6 +36,7 @@ from agent_workflow.queue.protocol import JobQueue, QueueClosed
 from agent_workflow.service.janitor import WorktreeJanitor
 from agent_workflow.service.jobs import phase_job, route_job
 from agent_workflow.store.db import Store
+from agent_workflow.telemetry import recorder
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,8 @@ RETENTION_BATCH = 1_000
 # Statements per tidy pass: 100,000 deliveries an interval is far beyond any webhook rate,
 # yet a first pass over a long-grown table stops and leaves the rest for the next one.
 RETENTION_MAX_BATCHES = 100
+# Sessions whose mirrored transcripts one statement deletes (each is up to a few thousand lines).
+SESSION_RETENTION_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class TidyCounts:
 
     deliveries: int = 0  # routed or dead-lettered deliveries past the retention
     worktrees: int = 0  # task directories the janitor removed
+    session_entries: int = 0  # mirrored transcript lines of sessions idle past their retention
 
 
 class Sweeper:
@@ -78,6 +82,7 @@ class Sweeper:
         tidy_interval_s: float,
         janitor: WorktreeJanitor | None,
         daily_budget_usd: float | None,
+        session_retention_s: float | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
@@ -88,6 +93,7 @@ class Sweeper:
         self._tidy_interval = tidy_interval_s
         self._janitor = janitor
         self._daily_budget = daily_budget_usd
+        self._session_retention = session_retention_s
 
     async def run_once(self, *, grace_s: float | None = None) -> SweepCounts:
         """One pass. `grace_s=0` at start-up recovers everything unfinished at once."""
@@ -100,6 +106,7 @@ class Sweeper:
                 "delivery", d.delivery_id, route_job, d.delivery_id, d.hook_id
             ):
                 failed += 1
+        failed_deliveries = failed
         runs = await self._store.phases.needing_work(now, pending_grace_s=grace)
         if runs and await budget_reached(self._store.usage, self._daily_budget, now):
             runs = [r for r in runs if recovery_point(r, now) is not RecoveryPoint.CLAIMABLE]
@@ -114,6 +121,8 @@ class Sweeper:
             ):
                 failed += 1
         counts = SweepCounts(len(deliveries), len(runs), failed)
+        recorder.requeued("delivery", len(deliveries) - failed_deliveries)
+        recorder.requeued("phase", len(runs) - (failed - failed_deliveries))
         if deliveries or runs:
             log.info(
                 "sweep.requeued",
@@ -152,9 +161,23 @@ class Sweeper:
         for _ in range(RETENTION_MAX_BATCHES):  # released agent slots: history, kept as long
             if await self._store.slots.prune(cutoff, RETENTION_BATCH) < RETENTION_BATCH:
                 break
-        if deleted or worktrees:
-            log.info("sweep.tidied", deliveries=deleted, worktrees=worktrees)
-        return TidyCounts(deleted, worktrees)
+        lines = await self._tidy_sessions()
+        if deleted or worktrees or lines:
+            log.info("sweep.tidied", deliveries=deleted, worktrees=worktrees, session_entries=lines)
+        return TidyCounts(deleted, worktrees, lines)
+
+    async def _tidy_sessions(self) -> int:
+        """Delete mirrored transcripts of sessions idle past `session_retention_s`."""
+        if self._session_retention is None:
+            return 0
+        cutoff = self._clock() - self._session_retention
+        lines = 0
+        for _ in range(RETENTION_MAX_BATCHES):
+            batch = await self._store.sessions.delete_idle(cutoff, SESSION_RETENTION_BATCH)
+            lines += batch
+            if batch == 0:
+                break
+        return lines
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep every interval (and tidy every tidy interval, first at once) until `stop`

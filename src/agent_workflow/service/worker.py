@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 
 import structlog
 
 from agent_workflow.config import Settings
 from agent_workflow.core.errors import ConfigError
 from agent_workflow.queue.bullmq_backend import BullWorkerRunner
-from agent_workflow.service.runtime import open_runtime
+from agent_workflow.service.queue_depth import queue_depth
+from agent_workflow.service.runtime import Runtime, open_runtime
+from agent_workflow.telemetry.exposition import process_exiting
+from agent_workflow.telemetry.server import metrics_server
 
 log = structlog.get_logger(__name__)
 
@@ -19,7 +24,7 @@ async def work(settings: Settings) -> None:
     """Process jobs until a signal asks to stop; running jobs finish or release their lease."""
     if settings.redis_url is None:
         raise ConfigError("aw worker needs AW_REDIS_URL (without it, aw serve routes in-process)")
-    async with open_runtime(settings) as rt:
+    async with open_runtime(settings) as rt, _metrics(settings, rt):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,3 +44,17 @@ async def work(settings: Settings) -> None:
         log.info("worker.started", owner=settings.owner, queue=settings.queue_name)
         await asyncio.gather(runner.run(stop), rt.sweeper.run(stop))
         log.info("worker.stopped", owner=settings.owner)
+
+
+@contextlib.asynccontextmanager
+async def _metrics(settings: Settings, rt: Runtime) -> AsyncIterator[None]:
+    """This worker's own `/metrics` on `AW_METRICS_PORT` while it runs (unset: none)."""
+    try:
+        if settings.metrics_port is None:
+            yield
+            return
+        port, depth = settings.metrics_port, queue_depth(rt.queue)
+        async with metrics_server(settings.metrics_host, port, depth):
+            yield
+    finally:
+        process_exiting()

@@ -23,6 +23,7 @@ from agent_workflow.store.installations import Installations
 from agent_workflow.store.model_usage import ModelUsageLog
 from agent_workflow.store.phase_runs import PhaseRuns
 from agent_workflow.store.rounds import Rounds
+from agent_workflow.store.sessions import SessionEntries
 from agent_workflow.store.slots import AgentSlotLeases
 from agent_workflow.store.tasks import Tasks
 
@@ -127,6 +128,7 @@ class Store:
         self.rounds = Rounds(self.db)
         self.slots = AgentSlotLeases(self.db)
         self.installations = Installations(self.db)
+        self.sessions = SessionEntries(self.db)
 
     def hold(self) -> AbstractAsyncContextManager[None]:
         """Use one connection for every statement of the current task (a job) in this block."""

@@ -35,6 +35,7 @@ _TO_ROUTE = (
         deliveries.c.routed_at,
         deliveries.c.dead_at,
         deliveries.c.parsed,
+        deliveries.c.received_at,
         *ISSUE_COLUMNS,
     )
     .select_from(
@@ -87,6 +88,7 @@ class ToRoute:
     # meaningful with `parsed`.
     state: IssueState | None = None
     dead_at: float | None = None  # set: dead-lettered, not to be routed automatically
+    received_at: float | None = None  # when the inbox stored it (routing latency)
 
 
 class Deliveries:
@@ -103,7 +105,7 @@ class Deliveries:
         event: str,
         action: str,
         payload: dict[str, Any],
-        parsed: Event,
+        parsed: Event | None,
         now: float,
         body_sha256: str | None = None,
     ) -> bool:
@@ -111,6 +113,7 @@ class Deliveries:
 
         A duplicate is the same (delivery, hook) or the same `body_sha256` (the digest
         of the raw body) under any delivery id: a replayed body is never stored twice.
+        `parsed` None: kept for a repository's own triggers to decide when it is routed.
         """
         stmt = insert_ignore(
             self._db.dialect,
@@ -120,7 +123,7 @@ class Deliveries:
             event=event,
             action=action,
             payload=payload,
-            parsed=event_to_json(parsed),
+            parsed=None if parsed is None else event_to_json(parsed),
             received_at=now,
             body_sha256=body_sha256,
         ).returning(deliveries.c.id)
@@ -157,7 +160,14 @@ class Deliveries:
             return None
         row = rows[0]
         parsed = None if row["parsed"] is None else event_from_json(row["parsed"])
-        return ToRoute(row["event"], row["routed_at"], parsed, issue_state(rows), row["dead_at"])
+        return ToRoute(
+            row["event"],
+            row["routed_at"],
+            parsed,
+            issue_state(rows),
+            row["dead_at"],
+            row["received_at"],
+        )
 
     async def payload(self, delivery_id: str, hook_id: str) -> dict[str, Any] | None:
         """The stored payload (only rows without a parsed event need it), or None."""
@@ -235,6 +245,20 @@ class Deliveries:
         stmt = delete(deliveries).where(deliveries.c.id.in_(oldest.scalar_subquery()))
         async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount
+
+    async def revive(self, delivery_id: str, hook_id: str) -> bool:
+        """Take a dead letter back into routing (an operator's re-drive): its attempts
+        start again from zero and it is unrouted, so the job handler routes it and the
+        sweeper re-enqueues it until it is. True when this call revived it; False when
+        it is not (or no longer) dead-lettered. One conditional statement."""
+        stmt = (
+            update(deliveries)
+            .where(*_THIS_DELIVERY, deliveries.c.dead_at.is_not(None))
+            .values(dead_at=None, route_attempts=0, routed_at=None)
+            .returning(deliveries.c.id)
+        )
+        rows = await self._db.fetch(stmt, p_delivery_id=delivery_id, p_hook_id=hook_id)
+        return bool(rows)
 
     async def dead_letters(self, limit: int = 5) -> tuple[int, list[Delivery]]:
         """How many deliveries are dead-lettered, and the latest `limit` of them."""

@@ -32,12 +32,15 @@ from agent_workflow.core.errors import LeaseLost
 from agent_workflow.core.model import Guard, IssueState, Phase, PhaseRun, PhaseStatus
 from agent_workflow.core.ports import AgentResult
 from agent_workflow.core.recovery import RecoveryPoint
+from agent_workflow.core.text import storable
 from agent_workflow.store.connections import Database
 from agent_workflow.store.model_usage import spent_sql
 from agent_workflow.store.schema import agent_runs, phase_runs, tasks
 from agent_workflow.store.sql import insert_ignore
 from agent_workflow.store.tasks import same_issue, task_from_row
 
+# The live progress text kept with a run: a progress comment's body is about this long.
+MAX_PROGRESS_CHARS = 8_000
 FINAL = (PhaseStatus.COMPLETE, PhaseStatus.BLOCKED, PhaseStatus.FAILED)
 _FINAL_VALUES = [s.value for s in FINAL]
 c = phase_runs.c
@@ -248,6 +251,16 @@ class PhaseRuns:
             update(phase_runs)
             .where(c.id == guard.run_id, c.fence == guard.fence)
             .values(lease_until=now + lease_s)
+        )
+        async with self._db.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def record_progress(self, guard: Guard, text: str, now: float) -> bool:
+        """Keep the attempt's live progress text, fenced. False when the lease was lost."""
+        stmt = (
+            update(phase_runs)
+            .where(c.id == guard.run_id, c.fence == guard.fence)
+            .values(progress=storable(text[:MAX_PROGRESS_CHARS]), progress_at=now)
         )
         async with self._db.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1

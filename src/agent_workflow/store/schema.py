@@ -131,6 +131,9 @@ phase_runs = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("finished_at", Float, nullable=True),
+    # The running attempt's live progress text (its progress comment's latest body).
+    Column("progress", Text, nullable=True),
+    Column("progress_at", Float, nullable=True),
     UniqueConstraint("task_id", "phase", name="uq_phase_runs_task_phase"),
 )
 Index("ix_phase_runs_status_lease", phase_runs.c.status, phase_runs.c.lease_until)
@@ -231,3 +234,33 @@ agent_slots = Table(
 )
 # An acquire counts the unreleased rows, overall and for its repository.
 Index("ix_agent_slots_live", agent_slots.c.released_at, agent_slots.c.repo)
+
+session_entries = Table(
+    "session_entries",
+    metadata,
+    # Autoincrement on both engines (SQLite's rowid needs INTEGER): the load order.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # One line of a Claude Code session transcript, mirrored through the SDK's SessionStore.
+    # `project_key` is the CLI's sanitised cwd where the line was written: recorded, not part
+    # of the identity (a worktree's path differs from machine to machine; the session id is
+    # a UUID of task, phase and attempt).
+    Column("project_key", String(300), nullable=False, server_default=""),
+    Column("session_id", String(100), nullable=False),
+    Column("subpath", String(300), nullable=False, server_default=""),  # "": the main transcript
+    Column("uuid", String(100), nullable=True),  # the line's own id: a repeated append is ignored
+    # The line as JSON text with every non-ASCII character escaped: exact round trip of
+    # whatever the repository put into tool outputs (NUL, lone surrogates), which JSONB refuses.
+    Column("entry", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("session_id", "subpath", "uuid", name="uq_session_entries_uuid"),
+)
+# A load reads one session's lines in order; the retention deletes the oldest first.
+Index(
+    "ix_session_entries_key",
+    session_entries.c.session_id,
+    session_entries.c.subpath,
+    session_entries.c.id,
+)
+Index("ix_session_entries_created_at", session_entries.c.created_at)

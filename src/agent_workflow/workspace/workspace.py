@@ -40,7 +40,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -534,6 +534,50 @@ class Workspace:
                 config=push_auth_config(token),
             )
         return sha
+
+    async def push_refspecs(self, repo: str, url: str, refspecs: Sequence[str]) -> None:
+        """Push `refspecs` (`+src:dst` forces, `:dst` deletes) from the clone of `repo`, as
+        `push` does: under the clone's lock, its config rewritten, the token in this push's
+        environment alone. The caller checks the lease first (a push is a mutation)."""
+        clone = self.clone_path(repo)
+        token = None if self.push_tokens is None else await self.push_tokens.push_token(repo)
+        async with self._locks.hold(clone):
+            await self._reset_config(clone, url)
+            await self.git.run(
+                "push",
+                "--quiet",
+                "--no-verify",
+                "--no-recurse-submodules",
+                url,
+                *refspecs,
+                cwd=clone,
+                env=transport_env(url),
+                config=push_auth_config(token),
+            )
+
+    async def fetch_refspecs(self, repo: str, url: str, refspecs: Sequence[str]) -> None:
+        """Fetch `refspecs` from `url` into the clone of `repo` (pruning their destinations),
+        authenticated like a push: hidden refs of a private repository need the token."""
+        clone = self.clone_path(repo)
+        token = None if self.push_tokens is None else await self.push_tokens.push_token(repo)
+        async with self._locks.hold(clone):
+            await self._reset_config(clone, url)
+            await self.git.run(
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-recurse-submodules",
+                "--no-tags",
+                url,
+                *refspecs,
+                cwd=clone,
+                env=transport_env(url),
+                config=push_auth_config(token),
+            )
+
+    def worktree_env(self, worktree: Worktree) -> dict[str, str]:
+        """The environment naming the worktree's git directory (its `.git` file is untrusted)."""
+        return _env(worktree)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+"""Prometheus metrics: their definitions (`metrics`), what records into them (`recorder`),
+and the `/metrics` page (`exposition`, `server`). Only this package imports
+`prometheus_client`; the core reports through its own port (`core.telemetry`)."""
