@@ -28,7 +28,7 @@ from agent_workflow.agents import transcripts
 from agent_workflow.core.model import Event, Intent, Phase, PhaseStatus, Task
 from agent_workflow.store import Store
 from agent_workflow.store.schema import agent_runs, phase_runs
-from agent_workflow.workspace.checkpoints import checkpoint_ref
+from agent_workflow.workspace.checkpoints import Owner, checkpoint_ref
 from agent_workflow.workspace.git import Git
 from tests.e2e_claude.helpers import (
     BOT,
@@ -164,7 +164,7 @@ async def test_kill__another_machine_resumes_the_session_and_keeps_the_written_f
     session = expected_session(task.id, Phase.DELIVER)
     approve = world.event(Intent.APPROVE, delivery="d-approve")
     a, b = Machine("worker-a", tmp_path / "machine-a"), Machine("worker-b", tmp_path / "machine-b")
-    ref = checkpoint_ref(task.id, Phase.DELIVER.value, 1)
+    ref = checkpoint_ref(Owner(task.id, task.issue_number), Phase.DELIVER.value, 1)
 
     child = await a.start(world, db_url, approve)
     try:

@@ -12,6 +12,7 @@ from agent_workflow.core.lease import LeaseWatch, watching
 from agent_workflow.workspace import Workspace
 from agent_workflow.workspace.checkpoints import (
     Checkpointer,
+    Owner,
     checkpoint_ref,
     delete_all,
     restore_newest,
@@ -22,7 +23,7 @@ from tests.support.git_seed import push_commit
 from tests.workspace.conftest import REPO
 
 BRANCH = "agent/issue-7"
-TASK = 42
+TASK = Owner(task_id=42, issue_number=7)
 
 
 async def _checkout(ws: Workspace, remote: str) -> Worktree:
@@ -167,3 +168,36 @@ async def test_save__a_lost_lease_pushes_nothing(workspace: Workspace, seeded: s
     with watching(expired), pytest.raises(LeaseLost):
         await Checkpointer(workspace, wt, TASK, "deliver", 1).save()
     assert not [r for r in await _remote_refs(seeded) if r.startswith("refs/agent-workflow/")]
+
+
+async def test_restore__another_tasks_checkpoints_of_the_same_id_are_not_seen(
+    tmp_path: Path, workspace: Workspace, seeded: str
+) -> None:
+    """A task of the same id for another issue (another deployment, or a database reset,
+    on a shared remote) finds none of this one's work."""
+    wt = await _checkout(workspace, seeded)
+    (wt.path / "mine.txt").write_text("mine\n")
+    await Checkpointer(workspace, wt, TASK, "deliver", 1).save()
+    stranger = Owner(task_id=TASK.task_id, issue_number=TASK.issue_number + 1)
+    machine_b = Workspace(tmp_path / "machine-b")
+    fresh = await _checkout(machine_b, seeded)
+    assert await restore_newest(machine_b, fresh, stranger, "deliver") is None
+    assert not (fresh.path / "mine.txt").exists()
+
+
+async def test_save__a_workflow_edit_never_leaves_the_machine(
+    workspace: Workspace, seeded: str
+) -> None:
+    """As the branch push refuses them (unless `allow_workflow_changes`)."""
+    wt = await _checkout(workspace, seeded)
+    (wt.path / ".github" / "workflows").mkdir(parents=True)
+    (wt.path / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    (wt.path / "ok.txt").write_text("ok\n")
+
+    commit = await Checkpointer(workspace, wt, TASK, "deliver", 1).save()
+
+    assert commit is not None
+    files = await Git().run("ls-tree", "-r", "--name-only", commit, cwd=Path(seeded))
+    assert ".github/workflows/ci.yml" not in files.split()
+    assert "ok.txt" in files.split()
+    assert (wt.path / ".github" / "workflows" / "ci.yml").exists()  # the agent's file stays

@@ -132,10 +132,10 @@ async def run_phase(
 async def _with_checkpoints(workspace: Workspace, worktree: Worktree, work: PhaseWork) -> PhaseWork:
     """A takeover's worktree from the newest checkpoint; the run's checkpoint saver."""
     request = work.request
-    phase = request.phase.value
+    phase, owner = request.phase.value, _owner(request)
     if request.resume or request.attempt > 1:
         try:
-            restored = await checkpoints.restore_newest(workspace, worktree, request.task_id, phase)
+            restored = await checkpoints.restore_newest(workspace, worktree, owner, phase)
         except GitError as exc:  # the pushed branch is still there to start from
             log.warning(
                 "checkpoint.restore_failed", task=request.task_id, phase=phase, error=str(exc)
@@ -143,7 +143,7 @@ async def _with_checkpoints(workspace: Workspace, worktree: Worktree, work: Phas
         else:
             if restored is not None:
                 log.info("checkpoint.restored", task=request.task_id, phase=phase, commit=restored)
-    saver = checkpoints.Checkpointer(workspace, worktree, request.task_id, phase, request.attempt)
+    saver = checkpoints.Checkpointer(workspace, worktree, owner, phase, request.attempt)
     return dataclasses.replace(work, checkpoint=saver.save)
 
 
@@ -152,7 +152,7 @@ async def _drop_checkpoints(
 ) -> None:
     """Delete the settled phase's checkpoints; a failure leaves harmless leftovers."""
     try:
-        await checkpoints.delete_all(workspace, worktree, request.task_id, request.phase.value)
+        await checkpoints.delete_all(workspace, worktree, _owner(request), request.phase.value)
     except (GitError, LeaseLost) as exc:
         log.warning(
             "checkpoint.delete_failed",
@@ -160,6 +160,10 @@ async def _drop_checkpoints(
             phase=request.phase.value,
             error=str(exc),
         )
+
+
+def _owner(request: AgentRequest) -> checkpoints.Owner:
+    return checkpoints.Owner(request.task_id, request.issue_number)
 
 
 async def _checkout(workspace: Workspace, request: AgentRequest) -> Worktree:

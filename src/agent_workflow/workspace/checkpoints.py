@@ -4,7 +4,7 @@ A worker that dies mid-phase leaves its edits in its own worktree, on its own di
 after each agent turn that changed files, the worktree's whole state (tracked and
 untracked files, `.gitignore` respected) becomes a private commit, force-pushed to
 
-    refs/agent-workflow/checkpoints/<task id>/<phase>/<attempt>
+    refs/agent-workflow/checkpoints/<issue number>-<task id>/<phase>/<attempt>
 
 (never a branch: no pull request, no CI, nothing a reviewer sees). Its parent is the
 commit the worktree was checked out at (its base), whatever the agent committed
@@ -21,7 +21,8 @@ takeover of the same phase only uses one on its own base.
 
 Every push and delete checks the lease first (G5), like any other mutation. Git runs
 with `Git`'s fences (no hooks, no planted config); refs are built from integers and
-the phase name only.
+the phase name only. The issue number beside the task id keeps another deployment's (or
+a reset database's) task of the same id from finding this one's work on a shared remote.
 """
 
 from __future__ import annotations
@@ -35,21 +36,34 @@ from pathlib import Path
 
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.workspace.git import GitError
-from agent_workflow.workspace.workspace import Workspace, Worktree
+from agent_workflow.workspace.workspace import WORKFLOWS_DIR, Workspace, Worktree
 
 # Where checkpoints live on the remote, and the clone's copy of them when fetched.
 REMOTE_ROOT = "refs/agent-workflow/checkpoints"
 LOCAL_ROOT = "refs/aw-checkpoints"
 
 
-def phase_prefix(task_id: int, phase: str) -> str:
+@dataclass(frozen=True)
+class Owner:
+    """Whose checkpoints: a task, named with its issue (task ids are one database's)."""
+
+    task_id: int
+    issue_number: int
+
+    @property
+    def segment(self) -> str:
+        """The ref path segment: integers only."""
+        return f"{int(self.issue_number)}-{int(self.task_id)}"
+
+
+def phase_prefix(owner: Owner, phase: str) -> str:
     """The remote's ref prefix of one task phase's checkpoints (every attempt)."""
-    return f"{REMOTE_ROOT}/{int(task_id)}/{_safe(phase)}"
+    return f"{REMOTE_ROOT}/{owner.segment}/{_safe(phase)}"
 
 
-def checkpoint_ref(task_id: int, phase: str, attempt: int) -> str:
+def checkpoint_ref(owner: Owner, phase: str, attempt: int) -> str:
     """The remote ref of one attempt's checkpoint."""
-    return f"{phase_prefix(task_id, phase)}/{int(attempt)}"
+    return f"{phase_prefix(owner, phase)}/{int(attempt)}"
 
 
 def _safe(phase: str) -> str:
@@ -64,7 +78,7 @@ class Checkpointer:
 
     workspace: Workspace
     worktree: Worktree
-    task_id: int
+    owner: Owner
     phase: str
     attempt: int
     _saved_tree: str | None = field(default=None, init=False)
@@ -73,7 +87,7 @@ class Checkpointer:
     @property
     def ref(self) -> str:
         """This attempt's checkpoint ref on the remote."""
-        return checkpoint_ref(self.task_id, self.phase, self.attempt)
+        return checkpoint_ref(self.owner, self.phase, self.attempt)
 
     async def save(self) -> str | None:
         """Checkpoint the worktree if its files differ from the last checkpoint (or, for the
@@ -95,7 +109,11 @@ class Checkpointer:
             return commit
 
     async def _commit(self, tree: str) -> str:
-        message = f"agent-workflow checkpoint: task {self.task_id} {self.phase} {self.attempt}"
+        owner = self.owner
+        message = (
+            f"agent-workflow checkpoint: task {owner.task_id} (issue #{owner.issue_number})"
+            f" {self.phase} {self.attempt}"
+        )
         out = await self.workspace.git.run(
             "commit-tree",
             tree,
@@ -121,18 +139,25 @@ async def snapshot_tree(workspace: Workspace, worktree: Worktree) -> str:
         if not await asyncio.to_thread(index.exists):
             await workspace.git.run("read-tree", "HEAD", cwd=worktree.path, env=indexed)
         await workspace.git.run("add", "--all", cwd=worktree.path, env=indexed)
+        if not workspace.allow_workflow_changes:
+            # As the branch push refuses them: a workflow edit never leaves the machine
+            # (an App without the workflows permission would have each save refused).
+            base = worktree.start_sha
+            await workspace.git.run(
+                "reset", "-q", base, "--", WORKFLOWS_DIR, cwd=worktree.path, env=indexed
+            )
         return (await workspace.git.run("write-tree", cwd=worktree.path, env=indexed)).strip()
     finally:
         await asyncio.to_thread(index.unlink, True)
 
 
 async def fetched(
-    workspace: Workspace, worktree: Worktree, task_id: int, phase: str
+    workspace: Workspace, worktree: Worktree, owner: Owner, phase: str
 ) -> list[tuple[int, int, str]]:
     """The remote's checkpoints of the task phase as (commit time, attempt, sha), newest
     first; fetched into the clone (`LOCAL_ROOT`, pruned to what the remote has)."""
-    prefix = phase_prefix(task_id, phase)
-    local = f"{LOCAL_ROOT}/{int(task_id)}/{_safe(phase)}"
+    prefix = phase_prefix(owner, phase)
+    local = _local_prefix(owner, phase)
     await workspace.fetch_refspecs(worktree.repo, worktree.url, [f"+{prefix}/*:{local}/*"])
     listed = await workspace.git.run(
         "for-each-ref",
@@ -144,7 +169,7 @@ async def fetched(
 
 
 async def restore_newest(
-    workspace: Workspace, worktree: Worktree, task_id: int, phase: str
+    workspace: Workspace, worktree: Worktree, owner: Owner, phase: str
 ) -> str | None:
     """Lay the newest checkpoint of the task phase on its base out in `worktree` as
     uncommitted changes; returns its commit, None when there is none to use.
@@ -152,7 +177,7 @@ async def restore_newest(
     Only a clean worktree still at its base is restored into: one kept from an earlier
     run on this machine has its own (newer) files.
     """
-    candidates = await fetched(workspace, worktree, task_id, phase)
+    candidates = await fetched(workspace, worktree, owner, phase)
     if not candidates:
         return None
     env = workspace.worktree_env(worktree)
@@ -172,12 +197,12 @@ async def restore_newest(
     return None
 
 
-async def delete_all(workspace: Workspace, worktree: Worktree, task_id: int, phase: str) -> int:
+async def delete_all(workspace: Workspace, worktree: Worktree, owner: Owner, phase: str) -> int:
     """Delete every checkpoint of the task phase on the remote (and the clone's copies);
     returns how many went. Checks the lease first (a push is a mutation)."""
-    prefix = phase_prefix(task_id, phase)
+    prefix = phase_prefix(owner, phase)
     attempts = sorted(
-        {attempt for _, attempt, _ in await fetched(workspace, worktree, task_id, phase)}
+        {attempt for _, attempt, _ in await fetched(workspace, worktree, owner, phase)}
     )
     if not attempts:
         return 0
@@ -189,9 +214,13 @@ async def delete_all(workspace: Workspace, worktree: Worktree, task_id: int, pha
     for attempt in attempts:
         with contextlib.suppress(GitError):
             await workspace.git.run(
-                "update-ref", "-d", f"{LOCAL_ROOT}/{int(task_id)}/{phase}/{attempt}", cwd=clone
+                "update-ref", "-d", f"{_local_prefix(owner, phase)}/{attempt}", cwd=clone
             )
     return len(attempts)
+
+
+def _local_prefix(owner: Owner, phase: str) -> str:
+    return f"{LOCAL_ROOT}/{owner.segment}/{_safe(phase)}"
 
 
 async def _tree_of(workspace: Workspace, worktree: Worktree, commit: str) -> str:
