@@ -2,8 +2,9 @@
 with `triggers.plan_label: robot-go` on the default branch; `aw serve` and two `aw worker`
 processes on PostgreSQL and BullMQ, the deployment's plan label left `agent`.
 
-In that repository `robot-go` plans and `agent` does nothing; in a repository without the
-file `agent` still plans. The webhook is answered before any settings are read: the
+In that repository `robot-go` plans and `agent` does nothing; in a repository whose file
+is invalid, the deployment's triggers hold (`agent` plans) and the issue gets one comment
+naming the error. The webhook is answered before any settings are read: the
 ingress keeps both labels and the handler decides each with its repository's triggers.
 """
 
@@ -19,7 +20,8 @@ from tests.acceptance.system import BOT, REPO, USER, Processes, World, eventuall
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 HOOK = str(EmulatorConfig().hook_id)
-OTHER = "acme/gadgets"  # no settings file: the deployment's triggers hold
+OTHER = "acme/gadgets"  # an invalid settings file: the deployment's values hold
+INVALID = "triggers:\n  plan_label: robot-go\n  plan_labell: typo\n"
 SETTINGS = "triggers:\n  plan_label: robot-go\n  approve_command: /ship it\n"
 
 
@@ -30,6 +32,7 @@ async def test_repository_names_robot_go__it_plans_there__agent_does_nothing_the
     await world.admin.put_file(REPO, CONFIG_PATH, SETTINGS, user=USER)
     await world.admin.create_repo(OTHER)
     await world.admin.set_permission(OTHER, USER, "write")
+    await world.admin.put_file(OTHER, CONFIG_PATH, INVALID, user=USER)
     await procs.start_serve("serve", serve_url)
     await procs.start_worker("worker-1")
     await procs.start_worker("worker-2")
@@ -61,6 +64,15 @@ async def test_repository_names_robot_go__it_plans_there__agent_does_nothing_the
 
     await eventually(other_planned, what=f"{OTHER}#{elsewhere} planned by `agent`")
 
+    async def said_invalid() -> list[str]:
+        comments = await world.admin.comments(OTHER, elsewhere)
+        return [c.body for c in comments if c.author == BOT and "is not valid" in c.body]
+
+    async def one_said() -> bool:
+        return len(await said_invalid()) == 1
+
+    await eventually(one_said, what=f"one comment on {OTHER}#{elsewhere} naming the error")
+
     async def all_routed() -> bool:
         rows = [await world.store.deliveries.get(d.id, HOOK) for d in (ignored, *said.deliveries)]
         return all(r is not None and r.routed_at is not None for r in rows)
@@ -70,3 +82,5 @@ async def test_repository_names_robot_go__it_plans_there__agent_does_nothing_the
     bot_comments = [c for c in await world.admin.comments(REPO, plain) if c.author == BOT]
     assert bot_comments == [], "`agent` made the bot comment where robot-go rules"
     assert len(await world.agent_runs(issue)) == 2  # one plan, one deliver: `/approve` ran none
+    [said] = await said_invalid()  # still one, the plan's run done
+    assert "plan_labell" in said

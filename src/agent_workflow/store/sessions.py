@@ -142,10 +142,16 @@ class SessionEntries(SessionStore):
         """Delete the lines of at most `limit` sessions whose last line was stored before
         `written_before`; return how many lines went. A session still being written keeps
         all its lines (a partial transcript could not be resumed)."""
+        lines = session_entries.c
+        # Only sessions with an old line are looked at (the `created_at` index), not the
+        # whole table; one still written to since is not idle. Some of a few times `limit`
+        # candidates are idle unless sessions live for weeks (phase runs do not).
+        old = select(lines.session_id).where(lines.created_at < written_before).distinct()
         idle = (
-            select(session_entries.c.session_id)
-            .group_by(session_entries.c.session_id)
-            .having(func.max(session_entries.c.created_at) < written_before)
+            select(lines.session_id)
+            .where(lines.session_id.in_(old.limit(limit * 4).scalar_subquery()))
+            .group_by(lines.session_id)
+            .having(func.max(lines.created_at) < written_before)
             .limit(limit)
         )
         stmt = delete(session_entries).where(
