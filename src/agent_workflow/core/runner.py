@@ -172,7 +172,11 @@ class PhaseRunner:
                     if claimed is None:
                         run = None
                         continue
-                    return await self._perform_effects(task, claimed)
+                    span = self._telemetry.phase_span(task.id, phase, claimed.attempt, "effects")
+                    with span as note:
+                        done = await self._perform_effects(task, claimed)
+                        note(done.status or done.result)
+                    return done
                 case RecoveryPoint.HELD_ELSEWHERE | RecoveryPoint.EFFECTS_HELD_ELSEWHERE:
                     return Execution(Executed.HELD_ELSEWHERE, run.status)
                 case RecoveryPoint.SETTLED:
@@ -204,6 +208,13 @@ class PhaseRunner:
     async def _run_claimed(self, task: Task, claimed: PhaseRun) -> Execution:
         """Run the agent under the claim; a final result goes on to its effects. The
         repository's settings are read once here, for the run and its effects."""
+        span = self._telemetry.phase_span(task.id, claimed.phase, claimed.attempt, "run")
+        with span as note:
+            done = await self._run_then_perform(task, claimed)
+            note(done.status or done.result)
+        return done
+
+    async def _run_then_perform(self, task: Task, claimed: PhaseRun) -> Execution:
         reporter = self._reporter(task, claimed)
         try:
             config = await self._repo_config(task, claimed)

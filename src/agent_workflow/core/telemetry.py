@@ -1,13 +1,17 @@
-"""The port through which the core reports what it did, for metrics (`agent_workflow.telemetry`).
+"""The port through which the core reports what it did, for metrics and traces
+(`agent_workflow.telemetry`).
 
-The core imports no metrics library: the ledger and the runner call this protocol, one
-line per event, and `service.runtime` wires the Prometheus implementation in. Every
-argument is a value of a closed set (a phase, an effect kind, a fixed word), so nothing
-the core reports can grow a metric's label set. `NO_TELEMETRY` (the default) drops it all.
+The core imports no metrics or tracing library: the ledger and the runner call this
+protocol, one line per event, and `service.runtime` wires the implementation in. Every
+argument is a value of a closed set (a phase, an effect kind, a fixed word) or an id, so
+nothing the core reports can grow a metric's label set or carry an issue's text into a
+span. `NO_TELEMETRY` (the default) drops it all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Literal, Protocol
 
 from agent_workflow.core.effects import EffectKind
@@ -23,6 +27,12 @@ AgentMode = Literal["fresh", "resume"]
 
 LeaseStage = Literal["agent", "effects"]
 """What the worker was doing when its lease went: running the agent, or the effects."""
+
+PhaseStage = Literal["run", "effects"]
+"""What a claim covers: the agent's run and then its effects, or outstanding effects only."""
+
+NoteOutcome = Callable[[str], None]
+"""Told how a traced phase attempt left the phase (an `Executed` or `PhaseStatus` value)."""
 
 
 class Telemetry(Protocol):
@@ -49,6 +59,13 @@ class Telemetry(Protocol):
         """This worker found its lease gone and stopped (G5)."""
         ...
 
+    def phase_span(
+        self, task_id: int, phase: Phase, attempt: int, stage: PhaseStage
+    ) -> AbstractContextManager[NoteOutcome]:
+        """Around one claimed phase attempt (a trace span, when traced); what it yields
+        is told the attempt's outcome."""
+        ...
+
 
 class NoTelemetry:
     """Reports nothing: the default where no metrics are wired (unit tests, tools)."""
@@ -67,6 +84,16 @@ class NoTelemetry:
 
     def lease_lost(self, phase: Phase, stage: LeaseStage) -> None:
         """Nothing."""
+
+    def phase_span(
+        self, task_id: int, phase: Phase, attempt: int, stage: PhaseStage
+    ) -> AbstractContextManager[NoteOutcome]:
+        """Nothing around it; the outcome is dropped."""
+        return nullcontext(_ignore)
+
+
+def _ignore(_outcome: str) -> None:
+    """Drops an outcome."""
 
 
 NO_TELEMETRY: Telemetry = NoTelemetry()

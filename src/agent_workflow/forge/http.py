@@ -44,7 +44,7 @@ from agent_workflow.core.errors import (
 from agent_workflow.core.lease import assert_lease_held
 from agent_workflow.forge.policy import RequestPolicy
 from agent_workflow.forge.ratelimits import exhausted_until, rate_limit
-from agent_workflow.telemetry import recorder
+from agent_workflow.telemetry import recorder, tracing
 
 log = logging.getLogger(__name__)
 
@@ -255,13 +255,15 @@ class GitHubHttp:
             header = authorization or await self.auth.authorization(self, target)
             self._count(kind)
             try:
-                response = await self._client.request(
-                    method,
-                    target,
-                    json=json,
-                    params=params,
-                    headers={**(headers or {}), "authorization": header},
-                )
+                with tracing.github_span(method, self._relative(target)) as span:
+                    response = await self._client.request(
+                        method,
+                        target,
+                        json=json,
+                        params=params,
+                        headers={**(headers or {}), "authorization": header},
+                    )
+                    span.set("http.response.status_code", response.status_code)
             except httpx.TransportError as exc:
                 self._record(method, target, None)
                 failures += 1
@@ -312,12 +314,14 @@ class GitHubHttp:
 
     def _record(self, method: str, target: httpx.URL, status: int | None) -> None:
         """The request in the metrics, by its route template (never its raw path)."""
-        # As sent (percent-encoded: a `/` in a label's name stays inside its segment);
-        # a GHES base carries `/api/v3/`.
+        recorder.github_request(method, self._relative(target), status)
+
+    def _relative(self, target: httpx.URL) -> str:
+        """The path relative to the API's base, as sent (percent-encoded: a `/` in a
+        label's name stays inside its segment); a GHES base carries `/api/v3/`."""
         path = target.raw_path.decode("ascii").partition("?")[0]
         base = self.base_url.raw_path.decode("ascii")
-        relative = path[len(base) - 1 :] if path.startswith(base) else path
-        recorder.github_request(method, relative, status)
+        return path[len(base) - 1 :] if path.startswith(base) else path
 
     def _count(self, kind: Kind) -> None:
         if kind == "read":

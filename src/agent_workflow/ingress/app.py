@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,7 +35,7 @@ from agent_workflow.ingress.health import database_ok
 from agent_workflow.ingress.inbox import Deferred, Duplicate, store_delivery
 from agent_workflow.ingress.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, verify
 from agent_workflow.store import Store
-from agent_workflow.telemetry import recorder
+from agent_workflow.telemetry import recorder, tracing
 from agent_workflow.telemetry.exposition import QueueDepth, metrics_endpoint
 
 log = structlog.get_logger(__name__)
@@ -142,7 +143,16 @@ class _Webhooks:
     own_login: str
 
     async def handle(self, request: Request) -> JSONResponse:
-        """Verify, parse, store, dispatch; the status code tells GitHub what happened."""
+        """Verify, parse, store, dispatch; the status code tells GitHub what happened.
+        Traced (when on) as a `webhook` span: the event's name and the outcome, no payload."""
+        with tracing.webhook_span() as span:
+            response = await self._handle(request, span)
+            if span.recording:
+                span.set("http.response.status_code", response.status_code)
+                span.set("outcome", _outcome(response))
+            return response
+
+    async def _handle(self, request: Request, span: tracing.TraceSpan) -> JSONResponse:
         try:
             raw = await read_limited(request, self.max_body_bytes, self.body_timeout_s)
         except BodyRejected as exc:
@@ -162,6 +172,8 @@ class _Webhooks:
         delivery = _delivery_headers(request.headers)
         if isinstance(delivery, str):
             return _refuse(400, delivery, request.headers)
+        span.set("github.event", tracing.event_name(delivery.event))
+        span.set("delivery.id", tracing.delivery_id(delivery.delivery_id))
         if delivery.event == "ping":
             _log(delivery, "pong")
             recorder.delivery("ignored")
@@ -232,6 +244,24 @@ class _Webhooks:
                 level=logging.ERROR,
                 error=f"{type(exc).__name__}: {exc}",
             )
+
+
+# What a span says happened, from our own answer: its status code, and the word of a 200.
+_ANSWERED = frozenset({"pong", "ignored", "duplicate"})
+
+
+def _outcome(response: JSONResponse) -> str:
+    if response.status_code == 202:
+        return "accepted"
+    if response.status_code == 503:
+        return "unavailable"
+    if response.status_code >= 400:
+        return "rejected"
+    try:
+        word = json.loads(bytes(response.body)).get("status")
+    except (ValueError, AttributeError):
+        word = None
+    return word if word in _ANSWERED else "other"
 
 
 def _delivery_headers(headers: Headers) -> _Delivery | str:

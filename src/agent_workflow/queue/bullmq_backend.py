@@ -166,11 +166,14 @@ class BullQueue:
 
     async def job_info(self, job_id: str) -> dict[str, Any] | None:
         """Diagnostics of one job: state, attempts made, stalled counter, failed reason."""
+        # The state first: a job read before it failed would carry no failed reason yet,
+        # beside a state read after (BullMQ fails a job atomically, in one script).
+        state = await self.state(job_id)
         job = await self._queue.getJob(job_id)
         if job is None:
             return None
         return {
-            "state": await self.state(job_id),
+            "state": state,
             "attempts_made": job.attemptsMade,
             "stalled_count": job.stalledCounter,
             "failed_reason": job.failedReason,

@@ -24,7 +24,7 @@ from agent_workflow.ingress.events import Ignored, parse
 from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.jobs import PHASE, ROUTE
 from agent_workflow.store.db import Store
-from agent_workflow.telemetry import recorder
+from agent_workflow.telemetry import recorder, tracing
 
 log = structlog.get_logger(__name__)
 
@@ -77,14 +77,22 @@ class JobHandler:
     async def _handle(self, data: dict[str, Any]) -> None:
         match data.get("kind"):
             case "route":
-                await self.route_delivery(str(data["delivery_id"]), str(data.get("hook_id", "")))
+                delivery_id = str(data["delivery_id"])
+                # A child of the webhook's span when the job carries its `traceparent`.
+                with tracing.route_span(data, delivery_id) as span:
+                    await self.route_delivery(delivery_id, str(data.get("hook_id", "")), span=span)
             case "phase":
-                await self._router.resume(int(data["task_id"]), Phase(data["phase"]))
+                task_id, phase = int(data["task_id"]), Phase(data["phase"])
+                with tracing.resume_span(task_id, phase.value):
+                    await self._router.resume(task_id, phase)
             case other:
                 log.error("job.unknown_kind", kind=other, expected=(ROUTE, PHASE))
 
-    async def route_delivery(self, delivery_id: str, hook_id: str) -> None:
-        """Route the stored delivery's parsed event and mark it routed."""
+    async def route_delivery(
+        self, delivery_id: str, hook_id: str, *, span: tracing.TraceSpan = tracing.NO_SPAN
+    ) -> None:
+        """Route the stored delivery's parsed event and mark it routed; `span` is told
+        its intent and what routing did."""
         try:
             parsed, state = await self._stored_event(delivery_id, hook_id)
         except BadEvent as exc:  # accepted earlier, so it parsed then; keep it visible
@@ -94,6 +102,7 @@ class JobHandler:
         if parsed is None:
             return
         if isinstance(parsed, Event):
+            span.set("route.intent", parsed.intent.value)
             try:
                 routed = await self._router.route(parsed, state)
             except PhaseBusy as exc:
@@ -105,6 +114,7 @@ class JobHandler:
             except Exception as exc:
                 await self._note_failure(delivery_id, hook_id, repr(exc))
                 raise
+            span.set("route.action", routed.action.value)
             log.info(
                 "route.done",
                 delivery=delivery_id,
@@ -114,6 +124,7 @@ class JobHandler:
                 reason=routed.reason,
             )
         else:
+            span.set("route.action", "ignored")
             log.info("route.ignored", delivery=delivery_id, reason=parsed.reason)
         await self._store.deliveries.mark_routed(delivery_id, hook_id, self._clock())
 

@@ -21,6 +21,7 @@ from agent_workflow.service.jobs import route_job
 from agent_workflow.service.queue_depth import queue_depth
 from agent_workflow.service.runtime import open_runtime
 from agent_workflow.telemetry.exposition import process_exiting
+from agent_workflow.telemetry.tracing import traced
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,8 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     with sock:
-        async with open_runtime(settings, forge=forge, agent=agent) as rt:
+        # Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set, flushed after the runtime closed.
+        async with traced(), open_runtime(settings, forge=forge, agent=agent) as rt:
 
             async def on_accepted(delivery_id: str, hook_id: str) -> None:
                 job_id, data = route_job(delivery_id, hook_id)

@@ -16,6 +16,7 @@ from agent_workflow.service.queue_depth import queue_depth
 from agent_workflow.service.runtime import Runtime, open_runtime
 from agent_workflow.telemetry.exposition import process_exiting
 from agent_workflow.telemetry.server import metrics_server
+from agent_workflow.telemetry.tracing import traced
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +25,8 @@ async def work(settings: Settings) -> None:
     """Process jobs until a signal asks to stop; running jobs finish or release their lease."""
     if settings.redis_url is None:
         raise ConfigError("aw worker needs AW_REDIS_URL (without it, aw serve routes in-process)")
-    async with open_runtime(settings) as rt, _metrics(settings, rt):
+    # Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set, flushed after the runtime closed.
+    async with traced(), open_runtime(settings) as rt, _metrics(settings, rt):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,22 +1,31 @@
 """What the parts of the product record, as calls with closed arguments.
 
-`PrometheusTelemetry` implements the core's port (`core.telemetry.Telemetry`); the
-adapters (forge, model proxy, ingress, service) call the functions below. Each maps its
-arguments onto bounded label values before touching a metric.
+`PrometheusTelemetry` implements the core's port (`core.telemetry.Telemetry`): metrics,
+and the `phase` span of a trace (`tracing`, when on). The adapters (forge, model proxy,
+ingress, service) call the functions below. Each maps its arguments onto bounded label
+values before touching a metric.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal, ParamSpec
 
 import structlog
 
 from agent_workflow.core.effects import EffectKind
 from agent_workflow.core.model import Phase, PhaseStatus
-from agent_workflow.core.telemetry import AgentMode, EffectResult, LeaseStage
-from agent_workflow.telemetry import metrics
+from agent_workflow.core.runner import Executed
+from agent_workflow.core.telemetry import (
+    AgentMode,
+    EffectResult,
+    LeaseStage,
+    NoteOutcome,
+    PhaseStage,
+)
+from agent_workflow.telemetry import metrics, tracing
 from agent_workflow.telemetry.forge_routes import route_of
 
 # The HTTP methods the adapter sends; anything else would be a bug, not a new label.
@@ -76,8 +85,21 @@ class PrometheusTelemetry:
         """Count one lease lost."""
         metrics.LEASES_LOST.labels(phase=Phase(phase).value, stage=stage).inc()
 
+    @contextlib.contextmanager
+    def phase_span(
+        self, task_id: int, phase: Phase, attempt: int, stage: PhaseStage
+    ) -> Iterator[NoteOutcome]:
+        """A `phase` span around the attempt (nothing while tracing is off)."""
+        with tracing.phase_span(int(task_id), Phase(phase).value, int(attempt), stage) as span:
+
+            def note(outcome: str) -> None:
+                span.set("outcome", outcome if outcome in _OUTCOMES else "other")
+
+            yield note
+
 
 _STATUSES = frozenset(s.value for s in PhaseStatus)
+_OUTCOMES = _STATUSES | frozenset(e.value for e in Executed)
 
 
 def _status(outcome: str) -> str:
