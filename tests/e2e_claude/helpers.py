@@ -9,6 +9,7 @@ issue's `clone_url`. Time is the wall clock: the CLI runs take real time.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,3 +312,26 @@ async def lifecycle_report(store: Store, task_id: int) -> str:
             f"terminal_reason={run.terminal_reason}"
         )
     return "\n".join(lines)
+
+
+def worker_child_env(world: World, db_url: str, owner: str, **overrides: str) -> dict[str, str]:
+    """The environment of an `aw worker`-like child: this process's, without its AW_*, plus
+    the CLI's variables and the child's settings (`overrides` last)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AW_")}
+    return {
+        **base,
+        **world.claude_env,
+        "AW_CONFIG_FILE": str(world.workspace_dir.parent / "no-config.toml"),
+        "AW_DATABASE_URL": db_url,
+        "AW_GITHUB_API_URL": world.emu.url,
+        "AW_GITHUB_TOKEN": TOKEN,
+        "AW_GITHUB_MUTATION_INTERVAL_S": "0",
+        "AW_BOT_LOGIN": BOT,
+        "AW_MARKER_SECRET": MARKER_SECRET,
+        "AW_AGENT": "claude",
+        "AW_WORKSPACE_DIR": str(world.workspace_dir),
+        "AW_OWNER": owner,
+        "AW_LEASE_S": "30",
+        "AW_HEARTBEAT_S": "10",
+        **overrides,
+    }

@@ -37,12 +37,10 @@ from tests.e2e_claude.helpers import (
     DELIVER_SUMMARY,
     LESSON,
     LESSONS_SUMMARY,
-    MARKER_SECRET,
     PERIMETER,
     PERIMETER_PATH,
     PLAN_TEXT,
     REPO,
-    TOKEN,
     World,
     agent_run_rows,
     expected_session,
@@ -51,6 +49,7 @@ from tests.e2e_claude.helpers import (
     lifecycle_script,
     main_turns,
     make_core,
+    worker_child_env,
 )
 from tests.integration.helpers import (
     COMMENTS_POST,
@@ -187,27 +186,6 @@ async def test_deliver__the_models_write_becomes_a_commit_and_one_pull_request(
 # -- 3. a worker killed during the model's turn ------------------------------------------
 
 
-def _child_env(world: World, db_url: str, owner: str) -> dict[str, str]:
-    """The environment of an `aw worker`-like child: AW_* settings and the CLI's variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AW_")}
-    return {
-        **base,
-        **world.claude_env,
-        "AW_CONFIG_FILE": str(world.workspace_dir.parent / "no-config.toml"),
-        "AW_DATABASE_URL": db_url,
-        "AW_GITHUB_API_URL": world.emu.url,
-        "AW_GITHUB_TOKEN": TOKEN,
-        "AW_GITHUB_MUTATION_INTERVAL_S": "0",
-        "AW_BOT_LOGIN": BOT,
-        "AW_MARKER_SECRET": MARKER_SECRET,
-        "AW_AGENT": "claude",
-        "AW_WORKSPACE_DIR": str(world.workspace_dir),
-        "AW_OWNER": owner,
-        "AW_LEASE_S": "30",
-        "AW_HEARTBEAT_S": "10",
-    }
-
-
 async def _start_child(
     world: World, db_url: str, event: Event, owner: str, log: Path
 ) -> asyncio.subprocess.Process:
@@ -219,7 +197,7 @@ async def _start_child(
             str(CHILD),
             json.dumps(fields),
             cwd=world.workspace_dir.parent,
-            env=_child_env(world, db_url, owner),
+            env=worker_child_env(world, db_url, owner),
             start_new_session=True,
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,

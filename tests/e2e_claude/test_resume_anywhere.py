@@ -31,15 +31,13 @@ from agent_workflow.store.schema import agent_runs, phase_runs
 from agent_workflow.workspace.checkpoints import Owner, checkpoint_ref
 from agent_workflow.workspace.git import Git
 from tests.e2e_claude.helpers import (
-    BOT,
-    MARKER_SECRET,
     REPO,
-    TOKEN,
     World,
     expected_session,
     killable_deliver_script,
     main_turns,
     make_core,
+    worker_child_env,
 )
 from tests.support.git_seed import remote_file
 
@@ -65,25 +63,15 @@ class Machine:
 
     def env(self, world: World, db_url: str) -> dict[str, str]:
         """An `aw worker`-like environment on this machine."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AW_")}
-        return {
-            **base,
-            **world.claude_env,
-            "HOME": str(self.root / "home"),
-            "CLAUDE_CONFIG_DIR": str(self.claude_config),
-            "AW_WORKSPACE_DIR": str(self.root / "workspace"),
-            "AW_CONFIG_FILE": str(self.root / "no-config.toml"),
-            "AW_DATABASE_URL": db_url,
-            "AW_GITHUB_API_URL": world.emu.url,
-            "AW_GITHUB_TOKEN": TOKEN,
-            "AW_GITHUB_MUTATION_INTERVAL_S": "0",
-            "AW_BOT_LOGIN": BOT,
-            "AW_MARKER_SECRET": MARKER_SECRET,
-            "AW_AGENT": "claude",
-            "AW_OWNER": self.name,
-            "AW_LEASE_S": "30",
-            "AW_HEARTBEAT_S": "10",
-        }
+        return worker_child_env(
+            world,
+            db_url,
+            self.name,
+            HOME=str(self.root / "home"),
+            CLAUDE_CONFIG_DIR=str(self.claude_config),
+            AW_WORKSPACE_DIR=str(self.root / "workspace"),
+            AW_CONFIG_FILE=str(self.root / "no-config.toml"),
+        )
 
     async def start(
         self, world: World, db_url: str, event: Event, extra: dict[str, str] | None = None
