@@ -13,15 +13,23 @@ from typing import Any
 
 import httpx
 
+from agent_workflow.core.errors import ForgeError
+from agent_workflow.core.model import Intent
 from agent_workflow.core.ports import HookDelivery, HookRequest, LabelActor
-from agent_workflow.core.repo_settings import NoRepoConfigs
+from agent_workflow.core.repo_settings import NoRepoConfigs, RepoConfig, RepoConfigs
 from agent_workflow.forge.auth import AppAuth
 from agent_workflow.forge.github import GitHubForge
 from agent_workflow.forge.http import GitHubHttp
 from agent_workflow.forge.policy import RequestPolicy
+from agent_workflow.forge.repo_config import parse_config
 from agent_workflow.ingress.events import Triggers
 from agent_workflow.ingress.repo_triggers import RepoTriggers
-from agent_workflow.service.backfill import Backfill, BackfillCounts, reconcile_delivery_id
+from agent_workflow.service.backfill import (
+    Backfill,
+    BackfillCounts,
+    ReconcileCounts,
+    reconcile_delivery_id,
+)
 from agent_workflow.store import Store
 from tests.conftest import FakeClock
 from tests.service.test_poison import RecordingQueue
@@ -54,6 +62,7 @@ class FakeLog:
         self.fetched: list[int] = []
         self.issues: list[dict[str, Any]] = []
         self.actors: dict[int, LabelActor] = {}
+        self.labels_asked: list[str] = []
 
     def add(self, guid: str, at: float, status: int, payload: dict[str, Any]) -> None:
         attempt = HookDelivery(len(self.attempts) + 1, guid, at, status, "issues")
@@ -78,6 +87,7 @@ class FakeLog:
         return {"id": 9, "full_name": repo, "clone_url": "/tmp/x"}
 
     async def open_issues_labeled(self, repo: str, label: str) -> AsyncIterator[dict[str, Any]]:
+        self.labels_asked.append(label)
         for issue in self.issues:
             yield issue
 
@@ -89,14 +99,20 @@ MAX_PAYLOAD = 16_384
 
 
 def backfill(
-    store: Store, fake: FakeLog, queue: RecordingQueue, clock: FakeClock, *, max_n: int = 100
+    store: Store,
+    fake: FakeLog,
+    queue: RecordingQueue,
+    clock: FakeClock,
+    *,
+    max_n: int = 100,
+    configs: RepoConfigs | None = None,
 ) -> Backfill:
     return Backfill(
         store,
         fake,
         queue,  # type: ignore[arg-type]
         clock,
-        triggers=RepoTriggers(TRIGGERS, NoRepoConfigs()),
+        triggers=RepoTriggers(TRIGGERS, configs or NoRepoConfigs()),
         hooks=[HOOK],
         interval_s=300,
         max_age_s=3 * DAY,
@@ -228,6 +244,43 @@ async def test_reconcile__labelled_issue_without_task_routed_once_by_the_label_a
     assert row is not None
     assert row.payload["sender"]["login"] == "alice"
     assert len(queue.jobs) == 1
+
+
+class RobotGo:
+    """A repository naming its own plan label; `broken`: its settings cannot be read."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.broken = broken
+
+    async def for_repo(self, repo: str, default_branch: str) -> RepoConfig:
+        if self.broken:
+            raise ForgeError("GET contents → 502")
+        return RepoConfig(parse_config("triggers: {plan_label: robot-go}"))
+
+
+async def test_reconcile__a_repositorys_own_plan_label_is_the_one_looked_for(
+    store: Store, clock: FakeClock
+) -> None:
+    fake, queue = FakeLog(), RecordingQueue()
+    fake.issues = [{"number": 3, "title": "t", "body": ""}]
+    fake.actors = {3: LabelActor(77, {"login": "alice", "type": "User"})}
+    bf = backfill(store, fake, queue, clock, configs=RobotGo())
+    assert (await bf.reconcile_once()).routed == 1
+    assert fake.labels_asked == ["robot-go"]
+    row = await store.deliveries.to_route(reconcile_delivery_id(9, REPO, 3, 77), "")
+    assert row is not None
+    assert row.parsed is not None
+    assert row.parsed.intent is Intent.START_PLAN
+
+
+async def test_reconcile__unreadable_settings__that_repository_skipped_this_pass(
+    store: Store, clock: FakeClock
+) -> None:
+    fake, queue = FakeLog(), RecordingQueue()
+    fake.issues = [{"number": 3, "title": "t", "body": ""}]
+    bf = backfill(store, fake, queue, clock, configs=RobotGo(broken=True))
+    assert await bf.reconcile_once() == ReconcileCounts(0, 0, 0)
+    assert fake.labels_asked == []  # not looked for with the deployment's label instead
 
 
 async def test_adapter__hook_deliveries_follow_the_cursor_lazily_with_the_app_jwt() -> None:

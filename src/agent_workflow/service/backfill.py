@@ -263,7 +263,11 @@ class Backfill:
             full_name = str(repository.get("full_name") or "")
             repo_id = repository.get("id")
             branch = str(repository.get("default_branch") or "main")
-            triggers = await self._triggers.for_repo(full_name, branch)
+            try:
+                triggers = await self._triggers.for_repo(full_name, branch)
+            except (ForgeError, UncertainOutcome) as exc:  # this repository, next pass
+                log.warning("backfill.reconcile_settings_failed", repo=full_name, error=str(exc))
+                continue
             label = triggers.plan_label
             async for issue in self._github.open_issues_labeled(full_name, label):
                 number = int(issue["number"])
