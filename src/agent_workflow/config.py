@@ -29,6 +29,7 @@ from pydantic_settings import (
 )
 
 from agent_workflow.core.errors import ConfigError
+from agent_workflow.core.text import command_key, first_repeat, label_key
 
 # A dashboard token shorter than this could be guessed by trying (the login is throttled,
 # but the token is the only thing between the network and the dashboard).
@@ -281,7 +282,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _distinct_triggers(self) -> Settings:
-        labels = [self.plan_label.casefold(), self.approve_label.casefold()]
+        if first_repeat([label_key(self.plan_label), label_key(self.approve_label)]):
+            raise ValueError("AW_PLAN_LABEL and AW_APPROVE_LABEL must differ")
         commands = {
             "AW_PLAN_COMMAND": self.plan_command,
             "AW_APPROVE_COMMAND": self.approve_command,
@@ -289,15 +291,12 @@ class Settings(BaseSettings):
             "AW_REVISE_COMMAND": self.revise_command,
             "AW_REPAIR_COMMAND": self.repair_command,
         }
-        if len(set(labels)) < len(labels):
-            raise ValueError("AW_PLAN_LABEL and AW_APPROVE_LABEL must differ")
         # The repair and issue commands may begin with the revise command (the defaults
         # do): an exact command wins over a revise instruction, so only equality is dead.
-        seen: dict[str, str] = {}
-        for name, command in commands.items():
-            other = seen.setdefault(" ".join(command.split()), name)
-            if other != name:
-                raise ValueError(f"{other} and {name} must differ")
+        clash = first_repeat([command_key(c) for c in commands.values()])
+        if clash is not None:
+            names = list(commands)
+            raise ValueError(f"{names[clash[0]]} and {names[clash[1]]} must differ")
         return self
 
     @field_validator("dashboard_token")

@@ -1,9 +1,10 @@
-"""Cleaning untrusted issue text before it reaches the agent."""
+"""Cleaning untrusted issue text before it reaches the agent; when two triggers are one."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 # Zero-width and bidi controls hide instructions from human reviewers.
@@ -35,3 +36,24 @@ def storable(value: object) -> object:
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+def label_key(label: str) -> str:
+    """What makes two labels one: GitHub treats `Agent` and `agent` as the same label."""
+    return label.strip().casefold()
+
+
+def command_key(command: str) -> str:
+    """What makes two comment commands one (and how a comment's line is compared to them):
+    surrounding whitespace stripped, inner runs of whitespace squashed to one space."""
+    return " ".join(command.split())
+
+
+def first_repeat(keys: Sequence[str]) -> tuple[int, int] | None:
+    """The positions of the first key equal to an earlier one (earlier first), or None."""
+    seen: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        first = seen.setdefault(key, index)
+        if first != index:
+            return first, index
+    return None

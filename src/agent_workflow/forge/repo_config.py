@@ -34,6 +34,7 @@ from agent_workflow.core.repo_settings import (
     RepoConfig,
     RepoSettings,
 )
+from agent_workflow.core.text import command_key, first_repeat, label_key
 
 log = structlog.get_logger(__name__)
 
@@ -95,13 +96,13 @@ class _Triggers(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> _Triggers:
-        labels = [v.strip().casefold() for v in (self.plan_label, self.approve_label) if v]
+        labels = [label_key(v) for v in (self.plan_label, self.approve_label) if v]
         commands = [
-            " ".join(v.split())
+            command_key(v)
             for v in (self.plan_command, self.approve_command, self.retry_command)
             if v
         ]
-        if len(set(labels)) < len(labels) or len(set(commands)) < len(commands):
+        if first_repeat(labels) or first_repeat(commands):
             raise ValueError("triggers must differ from one another")
         return self
 

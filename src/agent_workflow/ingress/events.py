@@ -23,7 +23,7 @@ from typing import Any
 
 from agent_workflow.core.errors import BadEvent
 from agent_workflow.core.model import BRANCH_PREFIX, Event, Intent, RoundTrigger
-from agent_workflow.core.text import clean_text
+from agent_workflow.core.text import clean_text, command_key, first_repeat, label_key
 from agent_workflow.core.trust import is_bot
 
 
@@ -57,9 +57,9 @@ class Triggers:
         if not names:
             return self
         merged = replace(self, **{name: repository[name] for name in names})
-        labels = {merged.plan_label.casefold(), merged.approve_label.casefold()}
-        commands = {
-            _squash(c)
+        labels = [label_key(merged.plan_label), label_key(merged.approve_label)]
+        commands = [
+            command_key(c)
             for c in (
                 merged.plan_command,
                 merged.approve_command,
@@ -67,8 +67,9 @@ class Triggers:
                 merged.revise_command,
                 merged.repair_command,
             )
-        }
-        return merged if len(labels) == 2 and len(commands) == 5 else self
+        ]
+        clash = first_repeat(labels) or first_repeat(commands)
+        return self if clash else merged
 
 
 #: The triggers a repository may name for itself (the round commands stay the deployment's).
@@ -175,9 +176,9 @@ def _issue_comment(payload: Mapping[str, Any], delivery_id: str, t: Triggers) ->
             pr_number=_int(issue, "number", "issue.number"),
         )
     commands = {
-        _squash(t.plan_command): Intent.START_PLAN,
-        _squash(t.approve_command): Intent.APPROVE,
-        _squash(t.retry_command): Intent.RETRY,
+        command_key(t.plan_command): Intent.START_PLAN,
+        command_key(t.approve_command): Intent.APPROVE,
+        command_key(t.retry_command): Intent.RETRY,
     }
     intent = commands.get(_command_line(body))
     if intent is None:
@@ -283,12 +284,12 @@ def _pr_command(
     """
     line = _command_line(body)
     key = f"comment:{comment_id}"
-    if line == _squash(t.repair_command):
+    if line == command_key(t.repair_command):
         intent, instruction = Intent.REPAIR, ""
-    elif line in {_squash(c) for c in (t.plan_command, t.approve_command, t.retry_command)}:
+    elif line in {command_key(c) for c in (t.plan_command, t.approve_command, t.retry_command)}:
         return Ignored(f"{line!r} is an issue command, not one for a pull request")
     else:
-        text = _revise_instruction(body, _squash(t.revise_command))
+        text = _revise_instruction(body, command_key(t.revise_command))
         if text is None:
             return Ignored("comment is not a command")
         intent, instruction = Intent.REVISE, text
@@ -384,7 +385,7 @@ def _revise_instruction(body: str, command: str) -> str | None:
     for index, line in enumerate(lines):
         if not line.strip():
             continue
-        first = _squash(line)
+        first = command_key(line)
         if not first.startswith(command + " "):
             return None
         rest = "\n".join([first.removeprefix(command + " "), *lines[index + 1 :]])
@@ -464,12 +465,8 @@ def _command_line(body: str) -> str:
     """The first line a reader sees, whitespace-squashed (hidden comments do not count)."""
     for line in clean_text(body).splitlines():
         if line.strip():
-            return _squash(line)
+            return command_key(line)
     return ""
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _issue_from_branch(ref: str) -> int | None:
