@@ -109,9 +109,11 @@ async def test_repo_triggers__decides__only_issue_triggers_and_kept_deliveries()
     round_event = parse("issue_comment", pr_conversation("/agent fix it"), "d", TRIGGERS)
     assert not isinstance(issue_event, Ignored)
     assert not isinstance(round_event, Ignored)
-    assert RepoTriggers.decides(None)
-    assert RepoTriggers.decides(issue_event)
-    assert not RepoTriggers.decides(round_event)
+    assert RepoTriggers.decides("issues", None)
+    assert RepoTriggers.decides("issues", issue_event)
+    assert RepoTriggers.decides("issue_comment", issue_event)
+    assert not RepoTriggers.decides("issue_comment", round_event)
+    assert not RepoTriggers.decides("dashboard", issue_event)  # a retry nobody typed
 
 
 def test_settings__triggers_given_are_carried_trimmed() -> None:

@@ -17,6 +17,9 @@ from agent_workflow.core.model import Event
 from agent_workflow.core.repo_settings import RepoConfigs
 from agent_workflow.ingress.events import REPO_INTENTS, Ignored, Triggers, parse
 
+#: The GitHub events whose trigger is a word a repository may choose (a label, a command).
+_WORDED_EVENTS = frozenset({"issues", "issue_comment"})
+
 
 class RepoTriggers:
     """The deployment's triggers, narrowed by each repository's settings file."""
@@ -33,10 +36,14 @@ class RepoTriggers:
         return self.deployment.narrowed_by(config.settings.triggers)
 
     @staticmethod
-    def decides(stored: Event | None) -> bool:
+    def decides(event_name: str, stored: Event | None) -> bool:
         """Whether the repository's triggers must decide a stored delivery: it has no event
-        (kept for them), or its event is one a repository may rename the trigger of."""
-        return stored is None or stored.intent in REPO_INTENTS
+        (kept for them), or its event is one a repository may rename the trigger of and
+        came from a word someone typed on GitHub (a label or a comment; the dashboard's
+        retry, say, is typed by nobody)."""
+        if stored is None:
+            return True
+        return stored.intent in REPO_INTENTS and event_name in _WORDED_EVENTS
 
     async def parse(
         self, event_name: str, payload: dict[str, Any], delivery_id: str

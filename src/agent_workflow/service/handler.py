@@ -19,7 +19,6 @@ from agent_workflow.core.errors import BadEvent, PhaseBusy
 from agent_workflow.core.model import Event, IssueState, Phase
 from agent_workflow.core.routed import Routed
 from agent_workflow.core.router import UNREAD, Unread
-from agent_workflow.dashboard.actions import DASHBOARD_HOOK
 from agent_workflow.ingress.events import Ignored, parse
 from agent_workflow.ingress.repo_triggers import RepoTriggers
 from agent_workflow.service.jobs import PHASE, ROUTE
@@ -163,10 +162,7 @@ class JobHandler:
         if row.received_at is not None:
             recorder.routing_started(self._clock() - row.received_at)
         stored = row.parsed
-        if stored is not None and not self._triggers.decides(stored):
-            return stored, row.state
-        if stored is not None and hook_id == DASHBOARD_HOOK:
-            # The dashboard's own retry: not a typed trigger, so no repository renames it.
+        if not self._triggers.decides(row.event, stored):
             return stored, row.state
         triggers = None
         if stored is not None:
