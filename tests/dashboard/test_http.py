@@ -207,6 +207,11 @@ async def _csrf(world: World, path: str) -> str:
     return found.group(1)
 
 
+def _wrong(token: str) -> str:
+    """`token` with its last character changed (to another one, always)."""
+    return token[:-1] + ("1" if token.endswith("0") else "0")
+
+
 async def test_retry__csrf_missing_or_wrong_changes_nothing(world: World) -> None:
     await world.login()
     blocked = await _task_id(world, 8)
@@ -214,7 +219,7 @@ async def test_retry__csrf_missing_or_wrong_changes_nothing(world: World) -> Non
     token = await _csrf(world, path)
     for data, headers in (
         ({"phase": "plan"}, ORIGIN),
-        ({"phase": "plan", "csrf": token[:-1] + "0"}, ORIGIN),
+        ({"phase": "plan", "csrf": _wrong(token)}, ORIGIN),
         ({"phase": "plan", "csrf": token}, {"origin": "https://evil.example"}),
         ({"phase": "plan", "csrf": token}, {}),
     ):
