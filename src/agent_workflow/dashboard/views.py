@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from agent_workflow.core.effects import EffectKind
 from agent_workflow.core.model import Phase, PhaseStatus
+from agent_workflow.core.recovery import lease_free
 from agent_workflow.store.dashboard import TaskOutcome
 
 
@@ -31,8 +32,8 @@ def phase_state(status: str, lease_until: float | None, now: float) -> StateWord
         case PhaseStatus.PENDING:
             return StateWord.PENDING
         case PhaseStatus.ACTIVE:
-            live = lease_until is not None and lease_until > now
-            return StateWord.ACTIVE if live else StateWord.PENDING
+            # The core's own rule (`recovery_point`): a free lease makes it claimable.
+            return StateWord.PENDING if lease_free(lease_until, now) else StateWord.ACTIVE
         case PhaseStatus.COMPLETE:
             return StateWord.COMPLETE
         case PhaseStatus.BLOCKED:
